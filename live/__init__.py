@@ -1,0 +1,1 @@
+"""m2v live: the real-time runtime, one stage per module."""
