@@ -1,0 +1,119 @@
+"""Typed events that flow between stages.
+
+Audio features (onsets, beats, intensity) come from the analyzer; cues come from
+OSC, keys and show files.  All are small frozen dataclasses so they can cross
+queues and be compared in tests.  Times are seconds of *stream time* (seconds
+since the first input sample), not wall-clock time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+# --- audio features ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Onset:
+    time_s: float
+    strength: float
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    time_s: float
+    bpm: float
+
+
+@dataclass(frozen=True, slots=True)
+class Intensity:
+    time_s: float
+    value: float  # adaptive 0..1
+
+
+AudioEvent = Union[Onset, Beat, Intensity]
+
+# --- cues (OSC, keys, show files) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LyricCue:
+    text: str
+    duration_s: float | None = None  # None: until replaced or cleared
+
+
+@dataclass(frozen=True, slots=True)
+class ClearLyric:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PromptCue:
+    text: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClearPrompts:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class BankSelect:
+    index: int  # 1-based, as on the number keys
+
+
+@dataclass(frozen=True, slots=True)
+class PresetSwitch:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SongSelect:
+    song: int | str  # 1-based index or title
+
+
+@dataclass(frozen=True, slots=True)
+class Freeze:
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Blackout:
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IntensityOverride:
+    value: float | None  # None: back to the audio's intensity
+
+
+@dataclass(frozen=True, slots=True)
+class Sensitivity:
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class RateRange:
+    min_steps_per_s: float
+    max_steps_per_s: float
+
+
+QuantizeMode = Literal["off", "beat", "bar"]
+
+
+@dataclass(frozen=True, slots=True)
+class Quantize:
+    mode: QuantizeMode
+
+
+CueEvent = Union[
+    LyricCue, ClearLyric, PromptCue, ClearPrompts, BankSelect, PresetSwitch, SongSelect,
+    Freeze, Blackout, Record, IntensityOverride, Sensitivity, RateRange, Quantize,
+]
