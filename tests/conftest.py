@@ -1,0 +1,29 @@
+"""Shared fixtures: seeded RNG, headless SDL, a per-test m2v home."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+# Headless everywhere: tests never open a real window or sound card unless they
+# start their own Xvfb / jackd.
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def m2v_home(tmp_path, monkeypatch):
+    """An empty $M2V_HOME for the test, so nothing touches the user's cache."""
+    home = tmp_path / "m2v-home"
+    home.mkdir()
+    monkeypatch.setenv("M2V_HOME", str(home))
+    monkeypatch.setenv("M2V_OFFLINE", "1")
+    return home
