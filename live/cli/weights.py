@@ -1,0 +1,56 @@
+"""``m2v weights``: list, fetch and locate model files."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "list, download and locate model weights (list | download [SET] | path)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ls = sub.add_parser("list", help="each file of each model set: present / missing / partial / corrupt, with its path")
+    ls.add_argument("sets", nargs="*", help="model sets to show (default: all registered sets)")
+    ls.add_argument("--verify", action="store_true", help="also check SHA-256 checksums where known (reads every file)")
+    dl = sub.add_parser("download", help="download a model set into the cache (resumes, verifies, atomic)")
+    dl.add_argument("set", nargs="?", default="default", help="model set (default: default)")
+    dl.add_argument("--force", action="store_true", help="download again even if present")
+    dl.add_argument("--offline", action="store_true", help="refuse to use the network (for scripts; fails at once)")
+    sub.add_parser("path", help="print the cache folder ($M2V_HOME/models)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.errors import WeightsMissingError
+    from core.models import list_sets, resolve_spec
+    from core.models.registry import REGISTRY
+    from core.models.weights import download_set, file_status, missing_message
+    from core.paths import models_dir
+
+    if args.action == "path":
+        print(models_dir())
+        return 0
+    if args.action == "list":
+        names = args.sets or list(REGISTRY)
+        bad = 0
+        for name in names:
+            spec = resolve_spec(name)
+            print(f"{spec.name}: {spec.description}")
+            for wf in spec.files():
+                st = file_status(spec, wf, verify=args.verify)
+                bad += st.state != "present"
+                detail = f" ({st.detail})" if st.detail else ""
+                print(f"  {st.state:8s} {st.path}{detail}")
+        print(f"\nsets: {', '.join(list_sets())}. Fetch one with `m2v weights download SET`.")
+        return 0
+    # download
+    spec = resolve_spec(args.set)
+    if args.offline:
+        statuses = [file_status(spec, wf) for wf in spec.files()]
+        if all(st.state == "present" for st in statuses) and not args.force:
+            print(f"{spec.name}: all files present")
+            return 0
+        raise WeightsMissingError(missing_message(spec, statuses, reason="--offline given"))
+    statuses = download_set(spec, force=args.force)
+    for st in statuses:
+        print(f"  {st.state:8s} {st.path}")
+    return 0
