@@ -1,0 +1,266 @@
+"""The Music2Video paper's offline render: audio + timed lyrics in, MP4 out.
+
+1. Analyze: segments (beats or onsets), per-segment intensity and iterations
+   (:mod:`core.segments`).
+2. Guidance: each segment's Wav2CLIP audio embedding, except a segment that
+   contains a lyric timestamp, which is guided by that lyric's CLIP text
+   embedding (paper §3.2).  Optional style prompts are mixed in with a weight.
+3. Temporal consistency: ``average`` (paper Eq. 2, target_t = (g_{t-1} + g_t)/2
+   of the raw guidances), ``l1`` (Eq. 1, an L1 pull of z_t towards z_{t-1}), or
+   ``none``.  The latent carries over between segments.
+4. Iterations -> frames: each iteration is one image; the output frame for time
+   t comes from the segment containing t, at the iteration whose share of the
+   segment t falls in, so picture and sound cannot drift.
+5. Each segment is encoded to its own H.264 chunk as soon as it is finished
+   (with the optimizer state), so Ctrl-C leaves a resumable render; the chunks
+   are then joined with the source audio as AAC into ``OUT.mp4``, with a JSON
+   sidecar ``OUT.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from core.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+Consistency = Literal["average", "l1", "none"]
+CONSISTENCY_MODES = ("average", "l1", "none")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    width: int = 256
+    height: int = 256
+    fps: int = 30
+    segments: str = "beats"
+    rate: str = "paper"
+    min_ips: float = 10.0
+    max_ips: float = 120.0
+    consistency: Consistency = "average"
+    l1_weight: float = 0.1
+    cutouts: int = 16
+    cut_min_frac: float = 0.25
+    lr: float = 0.1
+    style_prompts: tuple[tuple[str, float], ...] = ()
+    style_weight: float = 0.3
+    seed: int = 0
+    crf: int = 18
+    blend_frames: bool = False
+
+    def check(self) -> None:
+        if self.consistency not in CONSISTENCY_MODES:
+            raise ConfigError(f"--consistency {self.consistency!r}: expected one of {', '.join(CONSISTENCY_MODES)}")
+        if not 1 <= self.fps <= 240:
+            raise ConfigError(f"--fps {self.fps}: expected 1..240")
+        if self.width < 16 or self.height < 16:
+            raise ConfigError(f"--size {self.width}x{self.height}: at least 16x16")
+
+    def fingerprint(self, *, audio_sha: str, models: str, cues: Sequence) -> str:
+        """Identifies a render, so --resume never mixes chunks of different settings."""
+        blob = json.dumps([dataclasses.asdict(self), audio_sha, models, [(c.time_s, c.text) for c in cues]],
+                          sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class SegmentPlan:
+    index: int
+    start_s: float
+    end_s: float
+    iterations: int
+    intensity_mean: float
+    intensity_max: float
+    guidance: Literal["audio", "lyric"]
+    text: str | None = None
+    #: output frame numbers in this segment and, for each, the iteration that makes it
+    frames: list[int] = field(default_factory=list)
+    frame_iteration: list[int] = field(default_factory=list)
+
+
+def lyric_for_segment(cues: Sequence, start_s: float, end_s: float) -> str | None:
+    """The lyric whose timestamp falls in [start, end); the last one if several do."""
+    inside = [c for c in cues if start_s <= c.time_s < end_s]
+    return inside[-1].text if inside else None
+
+
+def plan_segments(analysis, cues: Sequence, *, fps: int) -> list[SegmentPlan]:
+    """Guidance and frame mapping per segment (pure: no models)."""
+    n_frames = int(round(analysis.duration_s * fps))
+    frame_times = np.arange(n_frames) / fps
+    ends = np.array([s.end_s for s in analysis.segments])
+    owner = np.minimum(np.searchsorted(ends, frame_times, side="right"), len(ends) - 1)
+    plans: list[SegmentPlan] = []
+    for i, seg in enumerate(analysis.segments):
+        text = lyric_for_segment(cues, seg.start_s, seg.end_s)
+        plan = SegmentPlan(
+            index=i, start_s=seg.start_s, end_s=seg.end_s, iterations=int(seg.iterations),
+            intensity_mean=seg.intensity_mean, intensity_max=seg.intensity_max,
+            guidance="lyric" if text is not None else "audio", text=text,
+        )
+        for k in np.flatnonzero(owner == i):
+            share = (frame_times[k] - seg.start_s) / max(seg.end_s - seg.start_s, 1e-9)
+            plan.frames.append(int(k))
+            plan.frame_iteration.append(min(int(share * plan.iterations), plan.iterations - 1))
+        plans.append(plan)
+    return plans
+
+
+def segment_targets(raw: Sequence, consistency: Consistency) -> list:
+    """Per-segment target embeddings from raw guidance embeddings (Eq. 2 for ``average``)."""
+    out = []
+    for t, g in enumerate(raw):
+        if consistency == "average" and t > 0:
+            out.append((raw[t - 1] + g) / 2)
+        else:
+            out.append(g)
+    return out
+
+
+def _sha_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class RenderResult:
+    out_path: Path
+    sidecar_path: Path
+    plans: list[SegmentPlan]
+    targets: list  # torch tensors, one per segment
+    frames: int
+    resumed_segments: int
+
+
+def work_dir_for(out_path: Path) -> Path:
+    return out_path.with_name(out_path.name + ".m2v-work")
+
+
+def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSettings, models,
+           cues: Sequence = (), resume: bool = False, progress: bool = True,
+           stop_after_segments: int | None = None) -> RenderResult:
+    """Render the music video.  ``stop_after_segments`` simulates an interruption (tests)."""
+    import torch
+    from tqdm import tqdm
+
+    from core.audio_io import load_audio
+    from core.encoders import Encoders
+    from core.optimizer import LatentOptimizer
+    from core.segments import analyze_offline
+    from core.targets import Target
+    from core.video import ChunkWriter, check_writable, mux
+
+    settings.check()
+    audio_path, out_path = Path(audio_path), Path(out_path)
+    check_writable(out_path)
+    y, sr = load_audio(audio_path)
+    duration_s = y.size / sr
+    late = [c for c in cues if c.time_s >= duration_s]
+    for c in late:
+        log.warning("lyric %r at %.2f s is after the end of the audio (%.2f s); it will not be shown",
+                    c.text, c.time_s, duration_s)
+    analysis = analyze_offline(y, sr, segments=settings.segments, rate=settings.rate,
+                               min_ips=settings.min_ips, max_ips=settings.max_ips)
+    plans = plan_segments(analysis, cues, fps=settings.fps)
+
+    enc = Encoders(models)
+    raw = []
+    for p in plans:
+        if p.guidance == "lyric":
+            raw.append(enc.text(p.text))
+        else:
+            if models.audio is None:
+                raise ConfigError(f"model set '{models.name}' has no audio encoder; audio guidance needs one "
+                                  "(use --models default), or guide every segment with --prompt")
+            a, b = int(p.start_s * sr), max(int(p.end_s * sr), int(p.start_s * sr) + 1)
+            raw.append(enc.audio(y[a:b], sr=sr, key=("render", a, b)))
+    targets = segment_targets(raw, settings.consistency)
+    styles = [(enc.text(t), w * settings.style_weight) for t, w in settings.style_prompts]
+
+    work = work_dir_for(out_path)
+    fp = settings.fingerprint(audio_sha=_sha_file(audio_path), models=models.name, cues=cues)
+    state_file, progress_file = work / "state.pt", work / "progress.json"
+    done: list[dict] = []
+    opt = LatentOptimizer(models, size=(settings.width, settings.height), cutouts=settings.cutouts,
+                          cut_min_frac=settings.cut_min_frac, lr=settings.lr,
+                          l1_weight=settings.l1_weight if settings.consistency == "l1" else 0.0,
+                          seed=settings.seed)
+    if resume and progress_file.is_file():
+        saved = json.loads(progress_file.read_text())
+        if saved.get("fingerprint") != fp:
+            raise ConfigError(f"{work} holds a render with other settings or input; run without --resume "
+                              f"(or delete {work}) to start over")
+        done = saved["segments"]
+        opt.load_state_dict(torch.load(state_file, weights_only=True))
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        opt.init_random()
+
+    total_iters = sum(p.iterations for p in plans)
+    bar = tqdm(total=total_iters, initial=sum(p.iterations for p in plans[: len(done)]), unit="it",
+               desc="render", disable=not progress, dynamic_ncols=True)
+    try:
+        for p in plans[len(done):]:
+            if stop_after_segments is not None and len(done) >= stop_after_segments:
+                raise KeyboardInterrupt
+            parts = [(targets[p.index], 1.0)] + styles
+            target = Target.from_embeddings(parts)
+            if settings.consistency == "l1":
+                opt.set_anchor()
+            writer = ChunkWriter(work / f"seg{p.index:05d}.mp4", fps=settings.fps, width=settings.width,
+                                 height=settings.height, crf=settings.crf)
+            need = {}
+            for frame_no, it in zip(p.frames, p.frame_iteration):
+                need.setdefault(it, []).append(frame_no)
+            loss_first = loss_last = float("nan")
+            prev_frame = None
+            for it in range(p.iterations):
+                res = opt.step(target)
+                loss_last = res.loss
+                if it == 0:
+                    loss_first = res.loss
+                for _ in need.get(it, ()):
+                    frame = res.frame
+                    if settings.blend_frames and prev_frame is not None and len(need[it]) > 1:
+                        frame = ((prev_frame.astype(np.uint16) + frame) // 2).astype(np.uint8)
+                    writer.write(frame)
+                prev_frame = res.frame
+                bar.update(1)
+            writer.close()
+            done.append({"start": p.start_s, "end": p.end_s, "guidance": p.guidance, "text": p.text,
+                         "iterations": p.iterations, "frames": len(p.frames),
+                         "loss_first": loss_first, "loss_last": loss_last})
+            torch.save(opt.state_dict(), state_file.with_suffix(".tmp"))
+            state_file.with_suffix(".tmp").replace(state_file)
+            tmp = progress_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"fingerprint": fp, "segments": done}))
+            tmp.replace(progress_file)
+    finally:
+        bar.close()
+
+    chunks = [work / f"seg{p.index:05d}.mp4" for p in plans]
+    frames = mux(chunks, out_path, audio=y, sr=sr)
+    sidecar = out_path.with_suffix(".json")
+    sidecar.write_text(json.dumps({
+        "audio": str(audio_path), "duration_s": duration_s, "models": models.name,
+        "settings": dataclasses.asdict(settings), "seed": settings.seed, "tempo_bpm": analysis.tempo_bpm,
+        "frames": frames, "segments": done,
+        "lyrics_after_end": [{"time": c.time_s, "text": c.text} for c in late],
+    }, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    return RenderResult(out_path, sidecar, plans, targets, frames, resumed_segments=0)
