@@ -62,7 +62,7 @@ class PresetWatcher(Stage):
         self.on_update = on_update
         self.on_error = on_error
         self.updates: LatestSlot[PresetUpdate] = LatestSlot()
-        self.errors: LatestSlot[str | None] = LatestSlot()  # None: the last load was fine
+        self.errors: LatestSlot[str | None] = LatestSlot()  # changes only when the error state does
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._pending: tuple[str | Path, Mapping[str, Any]] | None = None
@@ -135,7 +135,8 @@ class PresetWatcher(Stage):
         self._ref, self._overrides, self.current = ref, overrides, new
         self._failed_files = frozenset()
         self._signature = self._stat(self._watched(new))
-        self.errors.put(None)
+        if self.errors.get()[0] is not None:
+            self.errors.put(None)  # the HUD clears the last error
         if reason == "edit" and not live and not reload:
             return  # touched or reformatted: nothing to apply
         self.counters["reloads" if reason == "edit" else "switches"] += 1
@@ -163,7 +164,7 @@ class PresetWatcher(Stage):
         for p in sorted(paths):
             try:
                 st = p.stat()
-                out.append((str(p), (st.st_mtime_ns, st.st_size)))
+                out.append((str(p), (st.st_mtime_ns, st.st_size, st.st_ino)))
             except OSError:
                 out.append((str(p), None))
         return tuple(out)
