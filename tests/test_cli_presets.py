@@ -71,3 +71,17 @@ def test_schema_doc_is_current(capsys):
     out = capsys.readouterr().out
     doc = ROOT / "presets" / "SCHEMA.md"
     assert doc.read_text() == out, "presets/SCHEMA.md is stale: run `python -m live.cli presets schema > presets/SCHEMA.md`"
+
+
+def test_validate_checks_show_files(m2v_home, tmp_path, capsys):
+    show = tmp_path / "show.toml"
+    show.write_text('[[songs]]\ntitle = "a"\npreset = "club"\n[[songs]]\ntitle = "b"\npreset = "clubb"\n'
+                    '[songs.overrides]\neffects = { zoom = 2.0 }\n')
+    assert main(["presets", "validate", str(show)]) == 1
+    err = capsys.readouterr().err
+    assert "songs[1] ('b'): preset: unknown preset 'clubb'" in err and "1 error(s)" in err
+    show.write_text('[[songs]]\ntitle = "a"\npreset = "club"\n[songs.overrides]\neffects = { zoom = 2.0 }\n')
+    assert main(["presets", "validate", str(show)]) == 1
+    assert "effects.zoom" in capsys.readouterr().err
+    show.write_text('[[songs]]\ntitle = "a"\npreset = "club"\n')
+    assert main(["presets", "validate", str(show)]) == 0
