@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
+from core.presets import tomllib  # tomli on python 3.10
 from pathlib import Path
 
 from core.paths import shipped_presets_dir

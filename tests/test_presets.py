@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import tomllib
+from core.presets import tomllib  # tomli on python 3.10
 from pathlib import Path
 
 import pytest
