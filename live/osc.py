@@ -419,6 +419,12 @@ class OscListener(Stage):
         Never raises: whatever goes wrong is counted and logged once per kind.
         """
         self.counters["packets"] += 1
+        try:
+            return self._handle(data, sender)
+        finally:
+            self.counters["handled"] += 1  # after the cues are queued (tests wait on it)
+
+    def _handle(self, data: bytes, sender: tuple[Any, ...]) -> int:
         if self.allow is not None and not self._allowed(sender[0]):
             self._drop("not_allowed", f"sender {sender[0]} is not in the allow-list")
             return 0
