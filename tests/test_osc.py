@@ -303,12 +303,12 @@ def test_ten_thousand_malformed_datagrams_then_a_valid_cue(rng, caplog):
 
 
 def test_rate_limit_drops_a_flood():
-    r = Rig(max_rate_hz=10.0, burst=5)
+    r = Rig(max_rate_hz=1.0, burst=5)
     try:
         for i in range(50):
             r.send_raw(message("/m2v/bank", ("i", 1)))
         assert wait_for(lambda: r.listener.counters["handled"] == 50)
-        assert 5 <= r.listener.counters["cues"] <= 8  # the burst plus a little refill
+        assert 5 <= r.listener.counters["cues"] <= 6  # the burst, plus 1/s refill at most
         assert r.listener.counters["rate_limited"] == 50 - r.listener.counters["cues"]
     finally:
         r.close()
