@@ -219,7 +219,7 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
             if stop_after_segments is not None and len(done) >= stop_after_segments:
                 raise KeyboardInterrupt
             parts = [(targets[p.index], 1.0)] + styles
-            target = Target.from_embeddings(parts)
+            target = Target.of([(e, w, "") for e, w in parts])
             if settings.consistency == "l1":
                 opt.set_anchor()
             writer = ChunkWriter(work / f"seg{p.index:05d}.mp4", fps=settings.fps, width=settings.width,

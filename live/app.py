@@ -1,0 +1,398 @@
+"""``m2v live``: wires the stages and runs the display loop on the main thread.
+
+Start order follows the data: audio source -> feature worker -> embedder ->
+optimizer worker -> OSC listener -> (recorder); the main thread runs the
+director (pure, single-threaded), the fast-path effects and the display.  Stop
+order is the reverse of what feeds what, so every queue drains and the
+recording is finalized (also on SIGINT/SIGTERM and window close).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.events import Onset
+
+log = logging.getLogger(__name__)
+
+DISPLAY_HZ = 60.0
+
+
+@dataclass
+class LiveOptions:
+    input: str | None = None
+    preset: str | None = None
+    show: str | None = None
+    models: str | None = None
+    size: str | None = None
+    device: str = "auto"
+    seed: int | None = None
+    offline: bool = False
+    display: int = 0
+    windowed: bool = False
+    headless: bool = False
+    record: str | None = None
+    duration_s: float | None = None
+    stats: str | None = None
+    osc_port: int | None = None
+    osc_host: str | None = None
+    osc_allow: str | None = None
+    osc_feedback: str | None = None
+    block: int = 256
+    play: str | None = None
+    loop: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _percentile(values, q, default=0.0):
+    return float(np.percentile(values, q)) if len(values) else default
+
+
+class LiveApp:
+    """Everything ``m2v live`` runs; :meth:`run` returns the stats dict."""
+
+    def __init__(self, opts: LiveOptions) -> None:
+        import torch
+
+        from core.analyzer import StreamingAnalyzer
+        from core.director import Director
+        from core.effects import EffectAmounts, Effects, Pulse
+        from core.encoders import Encoders
+        from core.models import load_models, resolve_device
+        from core.optimizer import LatentOptimizer
+        from core.presets import apply_overrides, default_preset_name, load_preset
+        from live.audio_input import open_input
+        from live.cues import CueInput
+        from live.embedder import Embedder
+        from live.feature_worker import FeatureWorker
+        from live.optimizer_worker import OptimizerWorker
+        from live.osc import OscFeedback, OscListener, parse_host_port
+
+        self.opts = opts
+        device = resolve_device(opts.device)
+        name = opts.preset or default_preset_name(command="live", cuda=device.type == "cuda")
+        preset = load_preset(name)
+        overrides = {}
+        if opts.models:
+            overrides["models.set"] = opts.models
+        if opts.size:
+            overrides["models.size"] = opts.size
+        if opts.seed is not None:
+            overrides["guidance.seed"] = opts.seed
+        self.preset = preset = apply_overrides(preset, overrides) if overrides else preset
+        self.show_state = None
+        if opts.show:
+            from core.show import ShowState, load_show
+
+            self.show_state = ShowState(load_show(opts.show, default_preset=name))
+
+        # --- models and engine -------------------------------------------------
+        torch.manual_seed(preset.guidance.seed)
+        self.models = load_models(preset.models.set, device=device, offline=opts.offline)
+        w, h = preset.models.size_wh
+        self.optimizer = LatentOptimizer(
+            self.models, size=(w, h), cutouts=preset.guidance.cutouts, cut_min_frac=preset.guidance.cut_min_frac,
+            cut_pow=preset.guidance.cut_pow, augment=bool(preset.guidance.augment), lr=preset.guidance.lr,
+            l1_weight=preset.guidance.l1_weight if preset.guidance.consistency == "l1" else 0.0,
+            seed=preset.guidance.seed, device=device,
+        )
+        self.optimizer.init_random()
+        self.encoders = Encoders(self.models)
+
+        # --- audio ---------------------------------------------------------------
+        self.source = open_input(opts.input, block=opts.block, play=opts.play, loop=opts.loop)
+        self.analyzer = StreamingAnalyzer(
+            sr=self.source.sr, hop=preset.onsets.hop, onset_method=preset.onsets.method,
+            onset_threshold=preset.onsets.threshold, min_ioi_s=preset.onsets.min_ioi_s,
+            silence_db=preset.onsets.silence_db, intensity_window_s=preset.intensity.window_s,
+            attack_s=preset.intensity.attack_s, release_s=preset.intensity.release_s,
+        )
+        self.analyzer.warmup()  # numba compilation here, never on the real-time path
+        self.features = FeatureWorker(self.source, self.analyzer)
+
+        # --- control ---------------------------------------------------------------
+        self.cues = CueInput(clock=self.source.stream_time_s)
+        bank = [(p.text, p.weight) for p in preset.guidance.prompt_bank]
+        styles = [(p.text, p.weight) for p in preset.guidance.style_prompts]
+        self.director = Director(
+            refractory_s=preset.onsets.refractory_s, min_scene_s=preset.onsets.min_scene_s,
+            consistency=preset.guidance.consistency, quantize=preset.onsets.quantize, bank=bank,
+            style_prompts=styles, onset_threshold=preset.onsets.threshold,
+            rate_range=(preset.rate.min_steps_per_s, preset.rate.max_steps_per_s),
+        )
+        port = preset.osc.port if opts.osc_port is None else opts.osc_port
+        self.osc = OscListener(
+            cues=self.cues, host=opts.osc_host or preset.osc.host, port=port, prefix=preset.osc.prefix,
+            allow=opts.osc_allow or (",".join(preset.osc.allow) or None), eos_cues=preset.osc.eos_cues,
+        )
+        fb = opts.osc_feedback or preset.osc.feedback
+        self.feedback = None
+        if fb:
+            host, fport = parse_host_port(fb)
+            self.feedback = OscFeedback(host=host, port=fport, prefix=preset.osc.prefix)
+
+        # --- workers -------------------------------------------------------------
+        self.embedder = Embedder(self.encoders, self.source.ring, consistency=preset.guidance.consistency,
+                                 style_weight=preset.guidance.style_weight)
+        self.worker = OptimizerWorker(self.optimizer, self.embedder.targets,
+                                      rate_hz=preset.rate.min_steps_per_s)
+        self.pulse = Pulse(decay_s=0.15)
+        fx = preset.effects
+        self.effects = Effects(EffectAmounts(zoom=0.12 * fx.pulse + 0.02, brightness=fx.pulse,
+                                             intensity_zoom=0.2 * fx.zoom, shift=0.1 * fx.shift,
+                                             feedback=fx.feedback))
+        self.recorder = None
+        self.record_path = opts.record
+        self.display = self._open_display()
+        self.hud_on = not opts.headless
+        self._stop_requested = False
+        self._record_errors: list[str] = []
+
+    # --- pieces --------------------------------------------------------------------
+
+    def _open_display(self):
+        from live.display import HeadlessDisplay, PygameDisplay
+
+        if self.opts.headless:
+            return HeadlessDisplay()
+        return PygameDisplay(display_index=self.opts.display, fullscreen=not self.opts.windowed)
+
+    def _start_recording(self) -> None:
+        from live.recorder import Recorder
+
+        if self.recorder is not None:
+            return
+        path = self.record_path or time.strftime("m2v-%Y%m%d-%H%M%S.mp4")
+        rec = self.preset.record
+        self.recorder = Recorder(path, fps=rec.fps, sr=self.source.sr, crf=rec.crf, x264_preset=rec.preset,
+                                 audio_bitrate=rec.audio_bitrate_kbps * 1000)
+        self.recorder.start()
+        self.features.audio_listeners.append(self._record_audio)
+        log.info("recording to %s", path)
+
+    def _record_audio(self, block, t_s) -> None:
+        rec = self.recorder
+        if rec is not None:
+            rec.write_audio(block, t_s)
+
+    def _stop_recording(self) -> None:
+        rec, self.recorder = self.recorder, None
+        if rec is None:
+            return
+        if self._record_audio in self.features.audio_listeners:
+            self.features.audio_listeners.remove(self._record_audio)
+        rec.stop()
+        self.last_recorder = rec
+
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+        self._stop_requested = True
+
+    # --- the loop --------------------------------------------------------------------
+
+    def run(self) -> dict:
+        from core.events import BankSelect, Freeze, Record
+
+        opts = self.opts
+        prev_handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                prev_handlers[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread (tests)
+                pass
+        self.last_recorder = None
+        present_times: list[float] = []
+        latencies_ms: list[float] = []
+        pending_onsets: list[float] = []
+        last_version = -1
+        last_threshold = self.director.onset_threshold
+        last_feedback = 0.0
+        if opts.record:
+            self._start_recording()
+        self.osc.start()
+        self.embedder.start()
+        self.worker.start()
+        self.features.start()
+        self.source.start()
+        t0 = time.perf_counter()
+        frame_period = 1.0 / DISPLAY_HZ
+        next_frame = t0
+        try:
+            while not self._stop_requested:
+                now = time.perf_counter()
+                run_s = now - t0
+                if opts.duration_s is not None and run_s >= opts.duration_s:
+                    break
+                if self.source.finished.is_set() and len(self.features.events) == 0 \
+                        and self.source.ring.available == 0:
+                    break
+                stream_t = self.source.stream_time_s()
+                for ev in self.features.events.get_all():
+                    self.director.on_audio(ev)
+                    if isinstance(ev, Onset):
+                        self.pulse.trigger(ev.strength, now)
+                        pending_onsets.append(ev.time_s)
+                for t_cue, cue in self.cues.drain_timed():
+                    self.director.on_cue(cue, now_s=max(t_cue, 0.0))
+                if self.show_state is not None:
+                    for c in self.show_state.due_cues(stream_t):
+                        self.director.on_cue(c.event(), now_s=stream_t)
+                self.director.tick(stream_t)
+                for req in self.director.take_app_requests():
+                    self._handle_request(req, stream_t)
+                if self.director.version != last_version:
+                    last_version = self.director.version
+                    self.embedder.requests.put(self.director.current)
+                if self.director.onset_threshold != last_threshold:
+                    last_threshold = self.director.onset_threshold
+                    self.features.set_threshold(last_threshold)
+                intensity = self.director.effective_intensity
+                lo, hi = self.director.rate_range
+                gamma = self.preset.rate.curve_gamma
+                self.worker.rate_hz = lo + (hi - lo) * float(np.clip(intensity, 0, 1)) ** gamma
+                self.worker.paused = self.director.frozen
+                if self.director.recording and self.recorder is None:
+                    self._start_recording()
+                elif not self.director.recording and self.recorder is not None and not opts.record:
+                    self._stop_recording()
+
+                frame, _ = self.worker.frames.get()
+                if frame is None:
+                    frame = np.zeros((64, 64, 3), np.uint8)
+                shown = self.effects.apply(frame, pulse=self.pulse.value(now), intensity=intensity, t_s=now)
+                if self.director.blackout:
+                    shown = np.zeros_like(shown)
+                self.display.show(shown, self._hud(run_s, present_times) if self.hud_on else None)
+                presented = self.source.stream_time_s()
+                present_times.append(time.perf_counter())
+                for onset_t in pending_onsets:
+                    latencies_ms.append(max(0.0, presented - onset_t) * 1000.0)
+                pending_onsets.clear()
+                if self.recorder is not None:
+                    self.recorder.write_frame(shown, t_s=stream_t)
+                    err = self.recorder.check()
+                    if err and err not in self._record_errors:
+                        self._record_errors.append(err)
+                for action in self.display.poll_keys():
+                    if action == "quit":
+                        self._stop_requested = True
+                    elif action == "hud":
+                        self.hud_on = not self.hud_on
+                    elif action == "freeze":
+                        self.cues.push(Freeze(not self.director.frozen), source="key")
+                    elif action == "record":
+                        self.cues.push(Record(not self.director.recording), source="key")
+                    elif action.startswith("bank"):
+                        self.cues.push(BankSelect(int(action[4:])), source="key")
+                    elif action == "fullscreen" and hasattr(self.display, "toggle_fullscreen"):
+                        self.display.toggle_fullscreen()
+                if self.feedback is not None and now - last_feedback > 0.05:
+                    last_feedback = now
+                    cur = self.director.current
+                    self.feedback.send_state(guidance=cur.text or "", kind=cur.kind, intensity=intensity,
+                                             onset=self.pulse.value(now), steps_per_s=self.worker.steps_per_s,
+                                             recording=self.recorder is not None, frozen=self.director.frozen,
+                                             blackout=self.director.blackout)
+                for stage in (self.source, self.features, self.worker):
+                    if stage.error is not None:
+                        raise stage.error
+                next_frame += frame_period
+                delay = next_frame - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                else:
+                    next_frame = time.perf_counter()
+        finally:
+            run_s = time.perf_counter() - t0
+            self.source.stop()
+            self.features.stop()
+            self.embedder.stop()
+            self.worker.stop()
+            self.osc.stop()
+            self._stop_recording()
+            self.display.close()
+            if self.feedback is not None:
+                self.feedback.close()
+            for sig, handler in prev_handlers.items():
+                signal.signal(sig, handler)
+        stats = self._stats(run_s, present_times, latencies_ms)
+        if opts.stats:
+            Path(opts.stats).write_text(json.dumps(stats, indent=2))
+        return stats
+
+    def _handle_request(self, req, stream_t: float) -> None:
+        from core.events import PresetSwitch, SongSelect
+
+        if isinstance(req, SongSelect) and self.show_state is not None:
+            try:
+                song = self.show_state.select(req.song, now_s=stream_t)
+                self._apply_preset(song.preset)
+            except Exception as exc:  # noqa: BLE001 - a bad cue must not stop the show
+                log.warning("song %r: %s", req.song, exc)
+        elif isinstance(req, PresetSwitch):
+            from core.presets import load_preset
+
+            try:
+                self._apply_preset(load_preset(req.name))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("preset %r: %s", req.name, exc)
+
+    def _apply_preset(self, new) -> None:
+        from core.effects import EffectAmounts
+        from core.presets import live_diff
+
+        live, reload = live_diff(self.preset, new)
+        if reload:
+            log.warning("preset %s: %s need a restart and were not applied", new.name, ", ".join(reload))
+        self.preset = new
+        self.director.rate_range = (new.rate.min_steps_per_s, new.rate.max_steps_per_s)
+        self.features.set_threshold(new.onsets.threshold)
+        fx = new.effects
+        self.effects.amounts = EffectAmounts(zoom=0.12 * fx.pulse + 0.02, brightness=fx.pulse,
+                                             intensity_zoom=0.2 * fx.zoom, shift=0.1 * fx.shift,
+                                             feedback=fx.feedback)
+
+    def _hud(self, run_s: float, present_times: list[float]) -> dict:
+        fps = 0.0
+        if len(present_times) > 30:
+            fps = 30 / (present_times[-1] - present_times[-31])
+        cur = self.director.current
+        lines = [x for x in (self.source.check(), *self._record_errors[-1:], self.worker.degraded) if x]
+        return {
+            "fps": fps, "steps_per_s": self.worker.steps_per_s, "flat_out": self.worker.flat_out,
+            "intensity": self.director.effective_intensity, "onset": self.pulse.value(time.perf_counter()),
+            "guidance": f"{cur.kind}: {cur.text or ''}", "dropped": self.source.dropped,
+            "recording": self.recorder is not None, "error": " | ".join(lines) or None,
+        }
+
+    def _stats(self, run_s: float, present_times: list[float], latencies_ms: list[float]) -> dict:
+        intervals = np.diff(present_times) if len(present_times) > 1 else np.array([])
+        fps = 1.0 / intervals[intervals > 0] if intervals.size else np.array([])
+        rec = self.last_recorder
+        steps = int(self.worker.counters["steps"])
+        return {
+            "run_s": run_s,
+            "audio_blocks": self.source.blocks,
+            "audio_dropped": self.source.dropped,
+            "onsets": [round(t, 4) for t in self.features.onset_times],
+            "target_swaps": self.director.swaps,
+            "steps": steps,
+            "steps_per_s": steps / run_s if run_s > 0 else 0.0,
+            "display_fps": {"mean": float(len(present_times) / run_s) if run_s else 0.0,
+                            "p5": _percentile(fps, 5)},
+            "recorder_frames": rec.frames if rec is not None else 0,
+            "recorder_dropped": rec.dropped if rec is not None else 0,
+            "latency_ms": {"median": _percentile(latencies_ms, 50), "p95": _percentile(latencies_ms, 95)},
+            "models": self.models.name,
+            "preset": self.preset.name,
+            "size": list(self.optimizer.size),
+            "flat_out": self.worker.flat_out,
+            "osc": dict(self.osc.counters),
+            "errors": self._record_errors,
+        }

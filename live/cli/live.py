@@ -1,0 +1,52 @@
+"""``m2v live``: the real-time instrument."""
+
+from __future__ import annotations
+
+import argparse
+
+from live.cli import add_common_arguments
+
+HELP = "run live: audio in -> onsets/intensity -> CLIP-guided VQGAN -> fullscreen (and a recording)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", default=None,
+                        help="audio input: a device index or name (see `m2v devices`), an audio file played in "
+                        "real time, or 'demo' (built-in beat). Default: the default input device")
+    parser.add_argument("--preset", default=None, help="preset name or .toml path (default: club with a GPU, cpu without)")
+    parser.add_argument("--show", default=None, help="show file (setlist) with per-song presets and lyric cues")
+    add_common_arguments(parser)
+    parser.add_argument("--size", default=None, help="image size S or WxH (multiples of 16; default from the preset)")
+    parser.add_argument("--display", type=int, default=0, help="display (screen) index for fullscreen")
+    parser.add_argument("--windowed", action="store_true", help="a window instead of fullscreen")
+    parser.add_argument("--headless", action="store_true", help="no window (servers, tests)")
+    parser.add_argument("--record", default=None, metavar="OUT.mp4",
+                        help="record the shown frames and the input audio (H.264 + AAC) from the start")
+    parser.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    parser.add_argument("--stats", default=None, metavar="OUT.json", help="write run statistics at exit")
+    parser.add_argument("--osc-port", type=int, default=None, help="OSC UDP port (default 9000; 0 disables OSC)")
+    parser.add_argument("--osc-host", default=None, help="OSC listen address (default 127.0.0.1; 0.0.0.0 for a desk on the network)")
+    parser.add_argument("--osc-allow", default=None, metavar="CIDR[,CIDR...]", help="accept OSC only from these senders")
+    parser.add_argument("--osc-feedback", default=None, metavar="HOST:PORT", help="send /m2v/state/... feedback here")
+    parser.add_argument("--block", type=int, default=256, help="audio block size in samples (raise on input overflows)")
+    parser.add_argument("--play", default=None, metavar="DEVICE",
+                        help="with a file or demo input: also play it on this output device")
+    parser.add_argument("--loop", action="store_true", help="with a file input: loop it")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from live.app import LiveApp, LiveOptions
+
+    opts = LiveOptions(
+        input=args.input, preset=args.preset, show=args.show, models=args.models, size=args.size,
+        device=args.device, seed=args.seed, offline=args.offline, display=args.display,
+        windowed=args.windowed, headless=args.headless, record=args.record, duration_s=args.duration,
+        stats=args.stats, osc_port=args.osc_port, osc_host=args.osc_host, osc_allow=args.osc_allow,
+        osc_feedback=args.osc_feedback, block=args.block, play=args.play, loop=args.loop,
+    )
+    stats = LiveApp(opts).run()
+    summary = {k: stats[k] for k in ("run_s", "steps", "steps_per_s", "audio_dropped", "display_fps", "latency_ms")}
+    print(json.dumps(summary))
+    return 0

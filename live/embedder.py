@@ -1,0 +1,75 @@
+"""Embedder stage: turns the director's target choices into CLIP-space targets.
+
+Runs beside the optimizer so that encoding (Wav2CLIP on the recent audio
+window, CLIP on lyric and prompt text) never stalls an optimization step.  The
+optimizer worker just picks up the newest finished :class:`core.targets.Target`.
+
+Consistency (the paper's Eq. 2): with ``average`` the new target is the mean of
+the previous and the current guidance embeddings.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from live.stage import LatestSlot, Stage
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Stage):
+    name = "embedder"
+
+    def __init__(self, encoders, ring, *, window_s: float = 1.0, consistency: str = "average",
+                 style_weight: float = 0.3) -> None:
+        super().__init__()
+        self.encoders = encoders
+        self.ring = ring
+        self.window_s = window_s
+        self.consistency = consistency
+        self.style_weight = style_weight
+        self.requests: LatestSlot = LatestSlot()  # core.director.TargetSpec
+        self.targets: LatestSlot = LatestSlot()  # (core.targets.Target, spec, l1_anchor: bool)
+        self._previous = None  # the previous guidance embedding (Eq. 2)
+        self._window = np.zeros(int(window_s * ring.sr), dtype=np.float32)
+
+    def on_stop(self) -> None:
+        self.requests.put(None)  # wake the loop
+
+    def run(self) -> None:
+        version = 0
+        while not self.stopping.is_set():
+            spec, new_version = self.requests.wait_newer(version, timeout_s=0.1)
+            if new_version == version or spec is None:
+                continue
+            version = new_version
+            try:
+                self.targets.put(self.build(spec))
+                self.counters["targets"] += 1
+            except Exception as exc:  # noqa: BLE001 - a failed embedding keeps the old target
+                self.counters["errors"] += 1
+                log.warning("could not build target for %s: %s", spec, exc)
+
+    def build(self, spec):
+        from core.targets import Target
+
+        if spec.kind == "audio":
+            if self.encoders.models.audio is None:
+                return None
+            self.ring.latest(self._window.size, out=self._window)
+            key = ("live", round((spec.audio_end_s or 0.0) * 100))
+            main = self.encoders.audio(self._window, sr=self.ring.sr, key=key)
+        elif spec.text:
+            main = self.encoders.text(spec.text)
+        else:
+            return None
+        guidance = main
+        if self.consistency == "average" and self._previous is not None:
+            guidance = (self._previous + main) / 2  # Eq. 2
+        self._previous = main
+        items = [(guidance, float(getattr(spec, "weight", 1.0) or 1.0), spec.text or spec.kind)]
+        for text, weight in getattr(spec, "prompts", ()) or ():
+            items.append((self.encoders.text(text), weight * self.style_weight, text))
+        return Target.of(items), spec, self.consistency == "l1"

@@ -1,0 +1,69 @@
+"""Feature worker stage: ring buffer -> streaming analyzer -> onset / beat / intensity events.
+
+Drains everything the audio source has written (it is the ring's only reader),
+runs :class:`core.analyzer.StreamingAnalyzer` on it, and publishes the events on
+a drop-oldest queue for the app's frame loop.  The drained audio is also handed
+to listeners (the recorder), so the recording carries exactly what was analysed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+
+from core.events import Intensity, Onset
+from live.stage import DropOldestQueue, Stage
+
+log = logging.getLogger(__name__)
+
+
+class FeatureWorker(Stage):
+    name = "features"
+
+    def __init__(self, source, analyzer, *, poll_s: float = 0.002, max_events: int = 4096) -> None:
+        super().__init__()
+        self.source = source
+        self.analyzer = analyzer
+        self.events: DropOldestQueue = DropOldestQueue(max_events)
+        self.poll_s = poll_s
+        self.audio_listeners: list[Callable[[np.ndarray, float], None]] = []  # (block, start time s)
+        self.latest_intensity = 0.0
+        self.onset_times: list[float] = []
+        self._threshold_request: float | None = None
+
+    def set_threshold(self, threshold: float) -> None:
+        """Change onset sensitivity; applied on the worker's thread before the next block."""
+        self._threshold_request = float(threshold)
+
+    def run(self) -> None:
+        ring = self.source.ring
+        while True:
+            stopping = self.stopping.is_set()
+            block = ring.read_available()
+            if block.size:
+                self._process(block)
+            elif stopping:
+                break  # drained
+            else:
+                self.stopping.wait(self.poll_s)
+
+    def _process(self, block: np.ndarray) -> None:
+        if self._threshold_request is not None:
+            try:
+                self.analyzer.set_threshold(self._threshold_request)
+            except Exception as exc:  # noqa: BLE001 - a bad OSC value must not stop the show
+                log.warning("onset threshold %r refused: %s", self._threshold_request, exc)
+            self._threshold_request = None
+        t_s = self.counters["samples"] / self.source.sr
+        for listener in self.audio_listeners:
+            listener(block, t_s)
+        self.counters["samples"] += block.size
+        for ev in self.analyzer.process(block):
+            if isinstance(ev, Intensity):
+                self.latest_intensity = ev.value
+            elif isinstance(ev, Onset):
+                self.onset_times.append(ev.time_s)
+                self.counters["onsets"] += 1
+            self.events.put(ev)
