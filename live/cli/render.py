@@ -1,0 +1,84 @@
+"""``m2v render``: the Music2Video paper's offline music video."""
+
+from __future__ import annotations
+
+import argparse
+
+from live.cli import add_common_arguments
+
+HELP = "render the Music2Video music video offline: audio file (+ timed lyrics) in, MP4 out"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("audio", metavar="AUDIO", help="audio file (wav, flac, ogg, mp3)")
+    parser.add_argument("--lyrics", default=None, metavar="FILE", help="timed lyrics: LRC, the paper's CSV, or 'MM:SS text' lines")
+    parser.add_argument("--prompt", action="append", default=[], metavar="TEXT",
+                        help="global style prompt mixed into every segment's target (repeatable)")
+    parser.add_argument("--preset", default="paper", help="preset name or path (default: paper)")
+    add_common_arguments(parser)
+    parser.add_argument("--size", default=None, help="WxH or S (default from the preset)")
+    parser.add_argument("--fps", type=int, default=None, help="output frame rate (default from the preset, 30)")
+    parser.add_argument("--out", default=None, metavar="OUT.mp4", help="output video (default: AUDIO name + .mp4)")
+    parser.add_argument("--segments", choices=("beats", "onsets"), default=None, help="scene segmentation")
+    parser.add_argument("--rate", choices=("paper", "script"), default=None,
+                        help="iterations per segment: paper (intensity sets iterations/s) or script (10 + 110 * max)")
+    parser.add_argument("--min-ips", type=float, default=None, help="paper rate: iterations/s at intensity 0")
+    parser.add_argument("--max-ips", type=float, default=None, help="paper rate: iterations/s at intensity 1")
+    parser.add_argument("--consistency", choices=("average", "l1", "none"), default=None,
+                        help="temporal consistency: average = paper Eq. 2 (default), l1 = Eq. 1, none")
+    parser.add_argument("--cutouts", type=int, default=None, help="CLIP cutouts per iteration")
+    parser.add_argument("--blend", action="store_true", help="blend repeated frames when a segment has few images")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished segment")
+    parser.add_argument("--preview", action="store_true", help="small and fast (64 px, few iterations) to check timing")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _size(text: str) -> tuple[int, int]:
+    from core.errors import ConfigError
+
+    try:
+        if "x" in text.lower():
+            w, h = (int(v) for v in text.lower().split("x"))
+        else:
+            w = h = int(text)
+    except ValueError:
+        raise ConfigError(f"--size {text!r}: expected S or WxH, e.g. 256 or 384x256") from None
+    return w, h
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.lyrics import parse_lyrics
+    from core.models import load_models
+    from core.presets import load_preset
+    from core.render import RenderSettings, render
+    from core.video import check_writable
+
+    preset = load_preset(args.preset)
+    out = Path(args.out) if args.out else Path(args.audio).with_suffix(".mp4")
+    check_writable(out)  # before loading models or analysing anything
+    cues = parse_lyrics(args.lyrics) if args.lyrics else []
+    w, h = _size(args.size) if args.size else preset.models.size_wh
+    r, g = preset.render, preset.guidance
+    settings = RenderSettings(
+        width=w, height=h, fps=args.fps or r.fps, segments=args.segments or r.segments, rate=args.rate or r.rate,
+        min_ips=args.min_ips if args.min_ips is not None else r.min_ips,
+        max_ips=args.max_ips if args.max_ips is not None else r.max_ips,
+        consistency=args.consistency or g.consistency, l1_weight=g.l1_weight, cutouts=args.cutouts or g.cutouts,
+        cut_min_frac=g.cut_min_frac, lr=g.lr,
+        style_prompts=tuple((p, 1.0) for p in args.prompt) + tuple((p.text, p.weight) for p in g.style_prompts),
+        style_weight=g.style_weight, seed=args.seed if args.seed is not None else g.seed,
+        crf=preset.record.crf, blend_frames=args.blend,
+    )
+    if args.preview:
+        import dataclasses
+
+        settings = dataclasses.replace(settings, width=64, height=64, cutouts=min(settings.cutouts, 4),
+                                       min_ips=min(settings.min_ips, 2.0), max_ips=min(settings.max_ips, 6.0),
+                                       fps=min(settings.fps, 15))
+    models = load_models(args.models or preset.models.set, device=args.device, offline=args.offline)
+    result = render(args.audio, out, settings=settings, models=models, cues=cues, resume=args.resume,
+                    progress=not args.no_progress)
+    print(f"wrote {result.out_path} ({result.frames} frames) and {result.sidecar_path}")
+    return 0
