@@ -129,11 +129,13 @@ def analyze_offline(
     hop: int = 512,
     n_mels: int = 128,
     min_segment_s: float = 0.05,
+    onset_times_s: np.ndarray | None = None,
 ) -> OfflineAnalysis:
     """Beats, onsets, global intensity and segments of a whole (mono) song.
 
     ``segments`` tile ``[0, duration]`` with no gaps or overlaps.  A file with no
-    beats (or onsets) found is one segment.
+    beats (or onsets) found is one segment.  ``onset_times_s`` passes onsets already
+    found (e.g. by a streaming run with other settings); else :func:`stream_onsets` runs.
     """
     if segments not in SEGMENT_MODES:
         raise ConfigError(f"segments={segments!r}: expected one of {', '.join(SEGMENT_MODES)}")
@@ -151,7 +153,7 @@ def analyze_offline(
     duration_s = y.size / sr
     tempo, beats = librosa.beat.beat_track(y=y, sr=sr, hop_length=hop, units="time")
     tempo_bpm = float(np.atleast_1d(tempo)[0])
-    onsets = stream_onsets(y, sr)
+    onsets = stream_onsets(y, sr) if onset_times_s is None else np.asarray(onset_times_s, dtype=np.float64)
 
     # Mel spectrogram in dB, mean over bands, normalized over the whole song.
     mel = librosa.feature.melspectrogram(y=y, sr=sr, hop_length=hop, n_mels=n_mels)
