@@ -298,4 +298,6 @@ class StreamingAnalyzer:
         np.log10(self._mel, out=self._mel)
         mel_db = 10.0 * float(self._mel.mean())
         value = self.normalizer.update(mel_db if level_db >= self.silence_db else -math.inf)
-        events.append(Intensity(time_s=max(0.0, end_s - self.n_fft / 2 / self.sr), value=value))
+        center_s = end_s - self.n_fft / 2 / self.sr
+        if center_s >= 0.0:  # the grid starts at 0: hop_s, 2 hop_s, ... (no frame centered before the stream)
+            events.append(Intensity(time_s=center_s, value=value))

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         "total_iterations": offline.total_iterations,
         "intensity": {
             "hop_s": analyzer.hop_s,
-            "first_s": max(0.0, analyzer.hop_s - analyzer.n_fft / 2 / sr),
+            "first_s": 0.0,
             "values": [round(float(v), 4) for v in intensity],
         },
         "analyzer": {"hop": args.hop, "onset_method": analyzer.onset_method, "threshold": analyzer.threshold,
