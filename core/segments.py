@@ -16,6 +16,7 @@ Song-global normalization needs the whole file, so this is for ``m2v render`` an
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -126,7 +127,7 @@ def analyze_offline(
     rate: RateMode = "paper",
     min_ips: float = 10.0,
     max_ips: float = 120.0,  # same range as the authors' script, so the two modes compare
-    hop: int = 512,
+    hop: int | None = None,
     n_mels: int = 128,
     min_segment_s: float = 0.05,
     onset_times_s: np.ndarray | None = None,
@@ -146,12 +147,17 @@ def analyze_offline(
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
         raise ConfigError(f"audio shape {y.shape}: expected mono 1-D (load with mono=True)")
-    if y.size < hop:
-        raise InputError(f"audio is {y.size} samples long; need at least {hop} ({hop / sr * 1000:.0f} ms)")
+    if y.size < sr // 10:
+        raise InputError(f"audio is {y.size} samples long; need at least 0.1 s ({sr // 10} samples)")
     import librosa
 
+    if hop is None:
+        # ~11.6 ms frames (512 at 44.1/48 kHz): fine enough that the beat tracker's
+        # tempo grid has steps under 2 BPM around 120 BPM.
+        hop = int(2 ** round(math.log2(sr * 0.0116)))
     duration_s = y.size / sr
-    tempo, beats = librosa.beat.beat_track(y=y, sr=sr, hop_length=hop, units="time")
+    # trim=False: a quiet passage at the end must still be cut at its beats, not left as one segment.
+    tempo, beats = librosa.beat.beat_track(y=y, sr=sr, hop_length=hop, units="time", trim=False)
     tempo_bpm = float(np.atleast_1d(tempo)[0])
     onsets = stream_onsets(y, sr) if onset_times_s is None else np.asarray(onset_times_s, dtype=np.float64)
 
