@@ -1,0 +1,173 @@
+"""Streaming analyzer: known onset times, tempo, and adaptive intensity behaviour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.analyzer import AdaptiveNormalizer, StreamingAnalyzer
+from core.errors import ConfigError
+from core.events import Beat, Intensity, Onset
+from core.synth import add_noise, generate_click_track, generate_drum_pattern, generate_soft_notes
+
+
+def _run(analyzer: StreamingAnalyzer, y: np.ndarray, block_sizes) -> list:
+    events, pos, i = [], 0, 0
+    while pos < y.size:
+        n = block_sizes[i % len(block_sizes)]
+        events += analyzer.process(y[pos : pos + n])
+        pos, i = pos + n, i + 1
+    return events
+
+
+def _onsets(events) -> np.ndarray:
+    return np.array([e.time_s for e in events if isinstance(e, Onset)])
+
+
+@pytest.mark.parametrize("sr,hop", [(48000, 256), (44100, 256), (48000, 512), (44100, 512)])
+def test_click_onsets_at_known_times(sr, hop):
+    y, truth = generate_click_track(bpm=120, duration_s=8.0, sr=sr)
+    found = _onsets(_run(StreamingAnalyzer(sr=sr, hop=hop), y, [1024]))
+    assert found.size == truth.size, (found, truth)
+    np.testing.assert_allclose(found, truth, atol=0.010)  # 10 ms: well inside a video frame
+
+
+def test_block_size_does_not_change_results(rng):
+    sr = 48000
+    y, _ = generate_drum_pattern(bpm=110, duration_s=5.0, sr=sr)
+    ref = _run(StreamingAnalyzer(sr=sr), y, [256])
+    odd = _run(StreamingAnalyzer(sr=sr), y, list(rng.integers(1, 3000, size=50)))
+    assert ref == odd  # re-blocking is exact: same events, same order
+
+
+def test_drums_in_noise_found_with_tolerance():
+    sr = 44100
+    y, truth = generate_drum_pattern(bpm=128, duration_s=8.0, sr=sr)
+    found = _onsets(_run(StreamingAnalyzer(sr=sr), add_noise(y, snr_db=10.0), [512]))
+    found = found[found > 0.1]  # the stream start of noise is itself an onset
+    matched = [np.min(np.abs(found - t)) <= 0.05 for t in truth]
+    assert np.mean(matched) >= 0.95 and found.size <= truth.size + 1
+
+
+def test_events_come_out_within_latency():
+    sr, hop = 48000, 256
+    y, truth = generate_click_track(bpm=100, duration_s=6.0, sr=sr)
+    analyzer = StreamingAnalyzer(sr=sr, hop=hop)
+    emitted = []
+    for start in range(0, y.size, hop):
+        for e in analyzer.process(y[start : start + hop]):
+            if isinstance(e, Onset):
+                emitted.append((start + hop) / sr - e.time_s)
+    assert len(emitted) == truth.size
+    assert max(emitted) <= analyzer.latency_s + 1e-3
+    assert 0.005 < analyzer.latency_s < 0.04  # about 4 hops at hop 256, 48 kHz
+
+
+def test_tempo_of_120_bpm_clicks():
+    sr = 44100
+    y, truth = generate_click_track(bpm=120, duration_s=20.0, sr=sr)
+    beats = [e for e in _run(StreamingAnalyzer(sr=sr), y, [1024]) if isinstance(e, Beat)]
+    assert beats[-1].bpm == pytest.approx(120.0, abs=2.0)
+    late = np.array([b.time_s for b in beats if 10.0 < b.time_s < truth[-1] + 0.1])
+    assert late.size >= 15  # one per click once locked, not every few seconds
+    assert max(np.min(np.abs(truth - t)) for t in late) < 0.03
+
+
+def test_silence_gate_drops_onsets_in_near_silence():
+    sr = 48000
+    y, truth = generate_click_track(bpm=120, duration_s=4.0, sr=sr)
+    assert _onsets(_run(StreamingAnalyzer(sr=sr, silence_db=-60.0), y * 1e-4, [1024])).size == 0
+    assert _onsets(_run(StreamingAnalyzer(sr=sr, silence_db=-100.0), y * 1e-4, [1024])).size == truth.size
+
+
+def test_threshold_changes_sensitivity_live():
+    sr = 48000
+    y, _ = generate_soft_notes(duration_s=8.0, sr=sr, seed=2)
+    y = add_noise(y, snr_db=6.0, seed=5)
+    sensitive = StreamingAnalyzer(sr=sr)
+    sensitive.set_threshold(0.02)
+    n_sensitive = _onsets(_run(sensitive, y, [1024])).size
+    n_default = _onsets(_run(StreamingAnalyzer(sr=sr), y, [1024])).size
+    assert n_sensitive > n_default
+    with pytest.raises(ConfigError, match="threshold=-1"):
+        sensitive.set_threshold(-1)
+
+
+def _intensity(events) -> tuple[np.ndarray, np.ndarray]:
+    it = [e for e in events if isinstance(e, Intensity)]
+    return np.array([e.time_s for e in it]), np.array([e.value for e in it])
+
+
+def _noise_bursts(sr: int, levels_db: list[tuple[float, float]], rng) -> np.ndarray:
+    """Pink-ish noise whose level follows (duration_s, dBFS) pieces; -inf = digital silence."""
+    parts = []
+    for dur, db in levels_db:
+        n = int(dur * sr)
+        parts.append(np.zeros(n) if db == -np.inf else rng.standard_normal(n) * 10 ** (db / 20))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def test_intensity_silence_zero_loud_one_and_adapts(rng):
+    sr = 48000
+    # loud 6 s, silence 2 s, loud again 2 s, then 15 dB quieter for 12 s (window is 4 s)
+    y = _noise_bursts(sr, [(6, -10), (2, -np.inf), (2, -10), (12, -25)], rng)
+    analyzer = StreamingAnalyzer(sr=sr, intensity_window_s=4.0)
+    t, v = _intensity(_run(analyzer, y, [1024]))
+    assert np.all((v >= 0) & (v <= 1))
+    assert t[0] == 0.0
+    np.testing.assert_allclose(np.diff(t), 256 / sr)
+
+    def at(a, b):
+        return v[(t >= a) & (t < b)]
+
+    assert at(5, 6).min() > 0.9  # steady loud: near the top
+    assert at(7, 8).max() < 0.05  # silence: ~0
+    assert at(11.0, 11.5).max() < 0.15  # after the 0.3 s release: the drop reads as quiet
+    assert at(18, 22).min() > 0.85  # window full of the new level: top of the range again
+
+
+def test_quiet_song_uses_the_range(rng):
+    sr = 44100
+    # a song at -40 dBFS with 12 dB of dynamics in 0.5 s phrases
+    pieces = [(0.5, -40.0 + (12.0 if i % 2 else 0.0)) for i in range(40)]
+    t, v = _intensity(_run(StreamingAnalyzer(sr=sr, intensity_window_s=5.0), _noise_bursts(sr, pieces, rng), [512]))
+    late = v[t > 6]
+    assert np.percentile(late, 95) > 0.9 and np.percentile(late, 5) < 0.35
+
+
+def test_reset_restarts_stream_time_and_warmup_leaves_no_trace():
+    sr = 48000
+    y, truth = generate_click_track(bpm=120, duration_s=3.0, sr=sr)
+    analyzer = StreamingAnalyzer(sr=sr)
+    analyzer.warmup()
+    first = _run(analyzer, y, [1000])
+    analyzer.reset()
+    again = _run(analyzer, y, [1000])
+    assert first == again
+    assert _onsets(first)[0] == pytest.approx(truth[0], abs=0.01)
+
+
+def test_normalizer_alone_attack_faster_than_release():
+    norm = AdaptiveNormalizer(rate_hz=100.0, window_s=10.0, attack_s=0.01, release_s=0.5, floor_db=-80.0)
+    for _ in range(300):
+        norm.update(-20.0 if _ % 2 else -35.0)
+    rise = [norm.update(-20.0) for _ in range(5)]
+    assert rise[-1] > 0.95  # attack: 5 frames of 10 ms are enough
+    fall = [norm.update(-90.0) for _ in range(10)]  # below the floor: silence
+    assert 0.6 < fall[-1] < 0.95  # release: 100 ms into a 0.5 s release
+    assert [norm.update(-90.0) for _ in range(400)][-1] < 0.01
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"hop": 300}, "hop=300"), ({"onset_method": "magic"}, "onset_method='magic'"),
+     ({"sr": 100}, "sr=100"), ({"intensity_window_s": 0}, "window_s=0")],
+)
+def test_bad_settings_name_the_value(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        StreamingAnalyzer(**{"sr": 48000, **kwargs})
+
+
+def test_stereo_block_is_rejected():
+    with pytest.raises(ConfigError, match="mono"):
+        StreamingAnalyzer(sr=48000).process(np.zeros((512, 2), dtype=np.float32))
