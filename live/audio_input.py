@@ -1,0 +1,412 @@
+"""Audio input stage: a sound card, a file played in real time, or a built-in demo beat.
+
+Every source delivers mono float32 blocks into a preallocated
+:class:`core.ringbuffer.RingBuffer` (``source.ring``) that one consumer (the
+feature worker) drains.  Stream time is the sample count over ``sr``; for a
+file it is the file's own timeline, so onsets and latency can be checked
+against it.  Usage::
+
+    src = open_input("demo")            # or "song.wav", "3", "scarlett", "system jack"
+    src.start()
+    ...  block = src.ring.read(512)      # feature worker
+    ...  line = src.check()              # main loop: warning/error line for the HUD, or None
+    src.stop()
+
+Counters (``src.counters``): ``blocks`` delivered, ``input_overflows`` (the
+driver lost input), ring overflow via ``src.ring.overflow_samples``;
+``src.dropped`` sums both in blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import DeviceError, InputError
+from core.ringbuffer import RingBuffer
+from live.stage import Stage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BLOCK = 512  # ~11 ms at 48 kHz: small enough for a one-frame onset path
+DEFAULT_RING_S = 8.0  # holds the longest recent-audio window the embedder asks for, with room
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus", ".m4a")
+
+
+class AudioSource(Stage):
+    """Common surface of the three sources: ``sr``, ``ring``, ``start/stop``, counters."""
+
+    name = "audio-input"
+
+    def __init__(self, *, sr: int, block: int, ring_s: float) -> None:
+        super().__init__()
+        if block <= 0:
+            raise ValueError(f"block must be > 0 samples, got {block}")
+        self.sr = int(sr)
+        self.block = int(block)
+        self.ring = RingBuffer(capacity=max(int(ring_s * sr), 4 * block), sr=self.sr)
+        self.finished = threading.Event()  # set when a non-looping file has been fully delivered
+        self.counters["blocks"] = 0
+        self.counters["input_overflows"] = 0
+        self._warned_overflows = 0
+
+    @property
+    def blocks(self) -> int:
+        return int(self.counters["blocks"])
+
+    @property
+    def dropped(self) -> int:
+        """Blocks lost: driver input overflows plus ring overflow (consumer too slow), in blocks."""
+        return int(self.counters["input_overflows"]) + math.ceil(self.ring.overflow_samples / self.block)
+
+    def stream_time_s(self) -> float:
+        """Seconds of audio delivered so far (the stream time of the newest sample)."""
+        return self.ring.stream_time_s()
+
+    def check(self) -> str | None:
+        """Call from the main loop: logs new problems once and returns a HUD line (or None)."""
+        if self.error is not None:
+            return f"audio: {self.error}"
+        n = int(self.counters["input_overflows"])
+        if n > self._warned_overflows:
+            log.warning("audio input overflow (%d so far): the driver lost input; "
+                        "raise the block size (--block) or close other audio programs", n)
+            self._warned_overflows = n
+        if self.ring.overflow_samples:
+            return f"audio: {self.dropped} blocks dropped (analysis too slow)"
+        if n:
+            return f"audio: {n} input overflows - raise the block size"
+        return None
+
+
+# --- sound card -----------------------------------------------------------------
+
+
+class SoundDeviceInput(AudioSource):
+    """Capture from a PortAudio device (ALSA, JACK, PulseAudio/PipeWire) through sounddevice.
+
+    Args:
+        device: index, name words (see :func:`live.devices.find_input_device`) or None for the default.
+        sr: sample rate in Hz (default: the device's default rate).
+        block: frames per callback.
+        channels: channels to open (default: up to 2); mixed down to mono in the callback.
+        ring_s: seconds of audio the ring buffer keeps.
+
+    Raises:
+        DeviceError: the device does not exist, has no inputs, or refuses the settings.
+    """
+
+    name = "audio-input"
+
+    def __init__(self, device: int | str | None = None, *, sr: int | None = None,
+                 block: int = DEFAULT_BLOCK, channels: int | None = None,
+                 ring_s: float = DEFAULT_RING_S) -> None:
+        import sounddevice as sd
+
+        from live.devices import find_input_device, host_api_names, list_input_devices, no_devices_message
+
+        devices = list_input_devices()
+        if not devices:
+            raise DeviceError(no_devices_message(host_api_names()))
+        index = find_input_device(device, devices)
+        try:
+            info = sd.query_devices(index, "input")
+        except (ValueError, sd.PortAudioError) as exc:
+            raise DeviceError(f"no default audio input device ({exc}); "
+                              "pick one with --input INDEX (see `m2v devices`)") from exc
+        self.device_name = f"{info['name']} ({sd.query_hostapis(info['hostapi'])['name']})"
+        max_ch = int(info["max_input_channels"])
+        channels = min(2, max_ch) if channels is None else channels
+        if not 1 <= channels <= max_ch:
+            raise DeviceError(f"{self.device_name} has {max_ch} input channels, asked for {channels}; "
+                              f"use --channels 1..{max_ch}")
+        sr = int(info["default_samplerate"]) if sr is None else int(sr)
+        super().__init__(sr=sr, block=block, ring_s=ring_s)
+        self.channels = channels
+        self._mono = np.zeros(block, dtype=np.float32)
+        self._last_block_perf_s = 0.0
+        self._started_perf_s = 0.0
+        try:
+            self._stream = sd.InputStream(
+                device=index, samplerate=sr, blocksize=block, channels=channels, dtype="float32",
+                latency="low", callback=self._callback, finished_callback=self._finished,
+            )
+        except (sd.PortAudioError, ValueError) as exc:
+            raise DeviceError(f"cannot open {self.device_name} at {sr} Hz, {channels} ch, block {block}: "
+                              f"{exc}; try --sr {int(info['default_samplerate'])} or another device") from exc
+
+    def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread
+        # Copy only: no logging, no locks, no arrays allocated (a view is not a copy).
+        if status.input_overflow:
+            self.counters["input_overflows"] += 1
+        if self.channels == 1:
+            self.ring.write(indata[:, 0])
+        elif frames <= self._mono.shape[0]:
+            mono = self._mono[:frames]
+            np.mean(indata, axis=1, out=mono)
+            self.ring.write(mono)
+        else:  # variable block sizes from some hosts: rare, allocation is the lesser evil
+            self.ring.write(indata.mean(axis=1))
+        self.counters["blocks"] += 1
+        self._last_block_perf_s = time.perf_counter()
+
+    def _finished(self) -> None:
+        if not self.stopping.is_set():
+            self.error = DeviceError(f"audio input {self.device_name} stopped (unplugged, or taken by "
+                                     "another program?); check it and restart, or use --input FILE")
+
+    def start(self) -> None:
+        self._started_perf_s = time.perf_counter()
+        try:
+            self._stream.start()
+        except Exception as exc:  # sounddevice raises PortAudioError
+            raise DeviceError(f"cannot start {self.device_name}: {exc}") from exc
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self.stopping.set()
+        try:
+            self._stream.stop()
+        finally:
+            self._stream.close()
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._stream.active)
+
+    def check(self) -> str | None:
+        # A device that vanishes without PortAudio noticing just goes quiet.
+        last = self._last_block_perf_s or self._started_perf_s
+        if self.error is None and self._stream.active and last and time.perf_counter() - last > 2.0:
+            self.error = DeviceError(f"no audio from {self.device_name} for "
+                                     f"{time.perf_counter() - last:.1f} s (unplugged?)")
+        return super().check()
+
+
+# --- files and the demo beat, paced by the clock ----------------------------------
+
+
+class _ClockedSource(AudioSource):
+    """Delivers an in-memory mono signal block by block, as a sound card would."""
+
+    def __init__(self, audio: np.ndarray, *, sr: int, block: int, loop: bool, realtime: bool,
+                 play: int | str | None, ring_s: float) -> None:
+        super().__init__(sr=sr, block=block, ring_s=ring_s)
+        self.audio = np.ascontiguousarray(audio, dtype=np.float32)
+        self.loop = loop
+        self.realtime = realtime
+        self.play = play
+        self._pos = 0  # next sample of self.audio to deliver
+        self._out = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.shape[0] / self.sr
+
+    def _next_block(self) -> np.ndarray | None:
+        n = self.audio.shape[0]
+        if self._pos >= n:
+            if not self.loop or n == 0:
+                self.finished.set()
+                return None
+            self._pos = 0
+        blk = self.audio[self._pos:self._pos + self.block]
+        self._pos += blk.shape[0]
+        return blk
+
+    def start(self) -> None:
+        if self.play is not None:
+            self._start_playback()
+        else:
+            super().start()
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        delivered = 0
+        while not self.stopping.is_set():
+            if self.realtime:
+                due = t0 + (delivered + self.block) / self.sr
+                wait = due - time.perf_counter()
+                if wait > 0 and self.stopping.wait(wait):
+                    break
+            elif self.ring.capacity - self.ring.available() < self.block:
+                time.sleep(0.001)  # as fast as the consumer reads, never overwriting
+                continue
+            blk = self._next_block()
+            if blk is None:
+                break
+            delivered += blk.shape[0]
+            self.ring.write(blk, perf_s=t0 + delivered / self.sr if self.realtime else None)
+            self.counters["blocks"] += 1
+
+    def _start_playback(self) -> None:
+        """Audible rehearsal: the output device's clock paces delivery."""
+        import sounddevice as sd
+
+        from live.devices import find_output_device
+
+        index = find_output_device(self.play)
+
+        def callback(outdata, frames, time_info, status) -> None:
+            if status.output_underflow:
+                self.counters["output_underflows"] += 1
+            blk = self._next_block()
+            if blk is None:
+                outdata.fill(0)
+                raise sd.CallbackStop
+            k = blk.shape[0]
+            outdata[:k] = blk[:, None]
+            outdata[k:] = 0
+            self.ring.write(blk)
+            self.counters["blocks"] += 1
+
+        try:
+            self._out = sd.OutputStream(device=index, samplerate=self.sr, blocksize=self.block,
+                                        channels=1, dtype="float32", callback=callback,
+                                        finished_callback=self.finished.set)
+            self._out.start()
+        except (sd.PortAudioError, ValueError) as exc:
+            raise DeviceError(f"cannot play on output device {self.play!r} at {self.sr} Hz: {exc}; "
+                              "pick another with --play INDEX or leave playback off") from exc
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self._out is not None:
+            self.stopping.set()
+            self._out.stop()
+            self._out.close()
+        else:
+            super().stop(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        if self._out is not None:
+            return bool(self._out.active)
+        return super().alive
+
+
+def load_audio_file(path: str | os.PathLike, *, sr: int | None = None) -> tuple[np.ndarray, int]:
+    """Read ``path`` as mono float32, resampled to ``sr`` if given.
+
+    Raises:
+        InputError: the file is missing or not a readable audio file.
+    """
+    # TODO: use core.audio_io.load_audio once it lands (built in parallel).
+    import soundfile as sf
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"audio file not found: {str(p)!r}; give an existing file, a device "
+                         "(see `m2v devices`) or 'demo'")
+    try:
+        data, file_sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        formats = ", ".join(sorted(sf.available_formats()))
+        raise InputError(f"cannot read audio file {str(p)!r}: {exc}; readable formats: {formats}") from exc
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if sr is not None and sr != file_sr:
+        import soxr  # librosa's resampler; imported directly because librosa is slow to import
+
+        mono = soxr.resample(mono, file_sr, sr).astype(np.float32)
+        file_sr = sr
+    return np.ascontiguousarray(mono), int(file_sr)
+
+
+class FileInput(_ClockedSource):
+    """Plays an audio file into the ring at its real rate, so a show can be rehearsed with no sound card.
+
+    Args:
+        path: audio file (any format libsndfile reads).
+        sr: resample to this rate in Hz (default: the file's).
+        block: samples per delivered block.
+        realtime: pace by the clock (True) or as fast as the consumer drains (False, tests/offline).
+        loop: start again at the end instead of finishing.
+        play: output device (index or name) to make it audible; its clock then paces delivery.
+    """
+
+    name = "file-input"
+
+    def __init__(self, path: str | os.PathLike, *, sr: int | None = None, block: int = DEFAULT_BLOCK,
+                 realtime: bool = True, loop: bool = False, play: int | str | None = None,
+                 ring_s: float = DEFAULT_RING_S) -> None:
+        audio, file_sr = load_audio_file(path, sr=sr)
+        self.path = Path(path)
+        super().__init__(audio, sr=file_sr, block=block, loop=loop, realtime=realtime,
+                         play=play, ring_s=ring_s)
+
+
+DEMO_BPM = 120.0
+
+
+def demo_pattern(*, sr: int, bpm: float = DEMO_BPM, bars: int = 4,
+                 seed: int = 0) -> tuple[np.ndarray, list[tuple[float, str]]]:
+    """A deterministic drum loop: kick on beats 1 and 3, snare on 2 and 4, hats on every eighth.
+
+    Returns the mono signal and its hits as ``(time_s, 'kick'|'snare'|'hat')``, sorted.
+    """
+    rng = np.random.default_rng(seed)
+    beat_s = 60.0 / bpm
+    n = int(round(bars * 4 * beat_s * sr))
+    out = np.zeros(n, dtype=np.float64)
+    t = np.arange(int(0.3 * sr)) / sr
+
+    # Kick: a 150 -> 50 Hz sweep, 0.12 s decay.  Snare: noise + 185 Hz body.
+    # Hat: differenced (high-passed) noise, 30 ms decay.
+    freq = 50.0 + 100.0 * np.exp(-t / 0.03)
+    kick = 0.9 * np.sin(2 * np.pi * np.cumsum(freq) / sr) * np.exp(-t / 0.12)
+    noise = rng.standard_normal(t.size)
+    snare = (0.35 * noise + 0.3 * np.sin(2 * np.pi * 185.0 * t)) * np.exp(-t / 0.08)
+    hat = 0.25 * np.diff(rng.standard_normal(t.size + 1)) * np.exp(-t / 0.03)
+
+    hits: list[tuple[float, str]] = []
+    for eighth in range(bars * 8):
+        time_s = eighth * beat_s / 2
+        beat, on_beat = divmod(eighth, 2)
+        if on_beat == 0 and beat % 2 == 0:
+            kind, sound = "kick", kick
+        elif on_beat == 0:
+            kind, sound = "snare", snare
+        else:
+            kind, sound = "hat", hat
+        i = int(round(time_s * sr))
+        k = min(sound.size, n - i)
+        out[i:i + k] += sound[:k]
+        hits.append((time_s, kind))
+    return np.clip(out, -1.0, 1.0).astype(np.float32), hits
+
+
+class DemoInput(_ClockedSource):
+    """The built-in 120 BPM demo beat, looped forever, paced by the clock.
+
+    ``hits`` lists the first loop's ``(time_s, kind)``; loop ``k`` adds ``k * loop_s``.
+    """
+
+    name = "demo-input"
+
+    def __init__(self, *, sr: int = 48000, block: int = DEFAULT_BLOCK, realtime: bool = True,
+                 play: int | str | None = None, ring_s: float = DEFAULT_RING_S) -> None:
+        audio, self.hits = demo_pattern(sr=sr)
+        self.loop_s = audio.shape[0] / sr
+        super().__init__(audio, sr=sr, block=block, loop=True, realtime=realtime, play=play,
+                         ring_s=ring_s)
+
+
+def open_input(spec: str | int | None, *, sr: int | None = None, block: int = DEFAULT_BLOCK,
+               channels: int | None = None, realtime: bool = True, loop: bool = False,
+               play: int | str | None = None, ring_s: float = DEFAULT_RING_S) -> AudioSource:
+    """Build the source ``--input`` names: ``"demo"``, an audio file, a device index or name words.
+
+    None means the default input device.  Raises InputError / DeviceError with the fix.
+    """
+    if isinstance(spec, str):
+        s = spec.strip()
+        if s.lower() == "demo":
+            return DemoInput(sr=sr or 48000, block=block, realtime=realtime, play=play, ring_s=ring_s)
+        looks_like_path = os.sep in s or s.lower().endswith(AUDIO_SUFFIXES) or Path(s).is_file()
+        if looks_like_path:
+            return FileInput(s, sr=sr, block=block, realtime=realtime, loop=loop, play=play, ring_s=ring_s)
+    return SoundDeviceInput(spec, sr=sr, block=block, channels=channels, ring_s=ring_s)
