@@ -1,0 +1,183 @@
+"""The offline paper pipeline: plan (pure) and a full render with the tiny models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from core.lyrics import Cue
+from core.render import RenderSettings, lyric_for_segment, plan_segments, segment_targets
+from core.segments import OfflineAnalysis, Segment
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _analysis(edges, iterations, duration):
+    segs = [Segment(a, b, 0.5, 0.5, n) for (a, b), n in zip(zip(edges[:-1], edges[1:]), iterations)]
+    return OfflineAnalysis(sr=22050, duration_s=duration, tempo_bpm=120.0, beats=np.array(edges[1:-1]),
+                           onsets=np.array([]), segments=segs, intensity_hop_s=0.01, intensity=np.zeros(10))
+
+
+def test_plan_maps_every_frame_to_the_segment_that_contains_it():
+    an = _analysis([0.0, 0.5, 1.2, 2.0], [3, 40, 1], 2.0)
+    plans = plan_segments(an, [Cue(0.6, "hello"), Cue(1.9, "end")], fps=10)
+    frames = [f for p in plans for f in p.frames]
+    assert frames == list(range(20))  # 2 s at 10 fps, each frame once, in order
+    for p in plans:
+        for f in p.frames:
+            assert p.start_s <= f / 10 < p.end_s
+        assert all(0 <= it < p.iterations for it in p.frame_iteration)
+        assert p.frame_iteration == sorted(p.frame_iteration)
+    assert [p.guidance for p in plans] == ["audio", "lyric", "lyric"]
+    assert [p.text for p in plans] == [None, "hello", "end"]
+    # 40 iterations over 7 frames: frames sample iterations spread across the segment
+    assert plans[1].frame_iteration[0] < 10 and plans[1].frame_iteration[-1] > 30
+
+
+def test_lyric_for_segment_half_open_interval():
+    cues = [Cue(1.0, "a"), Cue(2.0, "b")]
+    assert lyric_for_segment(cues, 0.0, 1.0) is None
+    assert lyric_for_segment(cues, 1.0, 2.0) == "a"
+    assert lyric_for_segment(cues, 0.5, 2.5) == "b"
+
+
+def test_eq2_average_targets():
+    import torch
+
+    raw = [torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([1.0, 1.0])]
+    avg = segment_targets(raw, "average")
+    assert torch.equal(avg[0], raw[0])
+    assert torch.allclose(avg[1], torch.tensor([0.5, 0.5]))
+    assert torch.allclose(avg[2], torch.tensor([0.5, 1.0]))
+    assert all(torch.equal(a, b) for a, b in zip(segment_targets(raw, "none"), raw))
+    assert all(torch.equal(a, b) for a, b in zip(segment_targets(raw, "l1"), raw))
+
+
+def _ffprobe(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+                          "stream=codec_type,codec_name,nb_read_frames:format=duration", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    from core.synth import generate_drum_pattern
+
+    d = tmp_path_factory.mktemp("song")
+    sr = 22050
+    y, _ = generate_drum_pattern(bpm=120, duration_s=4.0, sr=sr)
+    path = d / "song.wav"
+    sf.write(path, y, sr)
+    lyrics = d / "song.lrc"
+    lyrics.write_text("[00:01.10] a red sky\n[00:02.60] blue water\n[00:09.00] after the end\n")
+    return path, lyrics, y.size / sr
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    from core.models import load_models
+    from core.models.tiny import write_tiny_models
+
+    spec = write_tiny_models(tmp_path_factory.mktemp("tiny"), seed=0)
+    return load_models(spec, device="cpu", offline=True)
+
+
+SETTINGS = RenderSettings(width=64, height=64, fps=10, min_ips=2.0, max_ips=6.0, cutouts=2, seed=1)
+
+
+@pytest.mark.slow
+def test_render_writes_synced_mp4_and_sidecar(song, tiny_models, tmp_path):
+    from core.render import render
+
+    audio, lyrics, duration = song
+    from core.lyrics import parse_lyrics
+
+    cues = parse_lyrics(lyrics)
+    out = tmp_path / "video.mp4"
+    res = render(audio, out, settings=SETTINGS, models=tiny_models, cues=cues, progress=False)
+    probe = _ffprobe(out)
+    kinds = sorted((s["codec_type"], s["codec_name"]) for s in probe["streams"])
+    assert kinds == [("audio", "aac"), ("video", "h264")]
+    video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+    assert int(video["nb_read_frames"]) == round(duration * SETTINGS.fps)
+    assert abs(float(probe["format"]["duration"]) - duration) <= 1.0 / SETTINGS.fps + 0.03
+    side = json.loads(out.with_suffix(".json").read_text())
+    segs = side["segments"]
+    assert segs[0]["start"] == 0.0 and abs(segs[-1]["end"] - duration) < 1e-6
+    assert all(abs(a["end"] - b["start"]) < 1e-9 for a, b in zip(segs, segs[1:]))
+    lyric_segs = [s for s in segs if s["guidance"] == "lyric"]
+    expected = [(c.text) for c in cues if c.time_s < duration]
+    assert [s["text"] for s in lyric_segs] == expected
+    for s in lyric_segs:
+        assert any(s["start"] <= c.time_s < s["end"] and c.text == s["text"] for c in cues)
+    assert side["lyrics_after_end"] == [{"time": 9.0, "text": "after the end"}]
+    assert res.frames == int(video["nb_read_frames"])
+
+
+@pytest.mark.slow
+def test_consistency_modes_change_targets_as_specified(song, tiny_models, tmp_path):
+    import dataclasses
+
+    import torch
+
+    from core.render import render
+
+    audio, lyrics, _ = song
+    from core.lyrics import parse_lyrics
+
+    cues = parse_lyrics(lyrics)
+    none = render(audio, tmp_path / "n.mp4", settings=dataclasses.replace(SETTINGS, consistency="none"),
+                  models=tiny_models, cues=cues, progress=False)
+    avg = render(audio, tmp_path / "a.mp4", settings=dataclasses.replace(SETTINGS, consistency="average"),
+                 models=tiny_models, cues=cues, progress=False)
+    raw = none.targets
+    assert len(raw) == len(avg.targets) >= 3
+    assert torch.allclose(avg.targets[0], raw[0])
+    for t in range(1, len(raw)):
+        assert torch.allclose(avg.targets[t], (raw[t - 1] + raw[t]) / 2, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_resume_after_interruption_gives_the_same_segments(song, tiny_models, tmp_path):
+    from core.render import render, work_dir_for
+
+    audio, lyrics, _ = song
+    from core.lyrics import parse_lyrics
+
+    cues = parse_lyrics(lyrics)
+    full = render(audio, tmp_path / "full.mp4", settings=SETTINGS, models=tiny_models, cues=cues, progress=False)
+    out = tmp_path / "cut.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        render(audio, out, settings=SETTINGS, models=tiny_models, cues=cues, progress=False, stop_after_segments=2)
+    assert (work_dir_for(out) / "progress.json").is_file() and not out.exists()
+    render(audio, out, settings=SETTINGS, models=tiny_models, cues=cues, progress=False, resume=True)
+    a = json.loads(full.sidecar_path.read_text())["segments"]
+    b = json.loads(out.with_suffix(".json").read_text())["segments"]
+    strip = lambda segs: [(s["start"], s["end"], s["guidance"], s["text"], s["iterations"]) for s in segs]  # noqa: E731
+    assert strip(a) == strip(b)
+
+
+def test_cli_render_refuses_unwritable_output_before_work(song, tmp_path):
+    audio, _, _ = song
+    proc = subprocess.run([sys.executable, "-m", "live.cli", "render", str(audio), "--out",
+                           str(tmp_path / "missing-dir" / "x.mp4"), "--models", "tiny", "--offline"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_render_bad_lyrics_line_number(song, tmp_path):
+    audio, _, _ = song
+    bad = tmp_path / "bad.lrc"
+    bad.write_text("[00:01.00] ok\nthis line has no time\n")
+    proc = subprocess.run([sys.executable, "-m", "live.cli", "render", str(audio), "--lyrics", str(bad),
+                           "--out", str(tmp_path / "o.mp4"), "--models", "tiny", "--offline"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert ":2" in proc.stderr or "line 2" in proc.stderr
