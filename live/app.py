@@ -207,6 +207,7 @@ class LiveApp:
             except ValueError:  # not the main thread (tests)
                 pass
         self.last_recorder = None
+        self.cue_latencies_ms: list[float] = []
         present_times: list[float] = []
         latencies_ms: list[float] = []
         pending_onsets: list[float] = []
@@ -238,7 +239,8 @@ class LiveApp:
                     if isinstance(ev, Onset):
                         self.pulse.trigger(ev.strength, now)
                         pending_onsets.append(ev.time_s)
-                for t_cue, cue in self.cues.drain_timed():
+                drained = self.cues.drain_timed()
+                for t_cue, cue in drained:
                     self.director.on_cue(cue, now_s=max(t_cue, 0.0))
                 if self.show_state is not None:
                     for c in self.show_state.due_cues(stream_t):
@@ -271,6 +273,8 @@ class LiveApp:
                 self.display.show(shown, self._hud(run_s, present_times) if self.hud_on else None)
                 presented = self.source.stream_time_s()
                 present_times.append(time.perf_counter())
+                for t_cue, _ in drained:
+                    self.cue_latencies_ms.append(max(0.0, presented - t_cue) * 1000.0)
                 for onset_t in pending_onsets:
                     latencies_ms.append(max(0.0, presented - onset_t) * 1000.0)
                 pending_onsets.clear()
@@ -389,6 +393,9 @@ class LiveApp:
             "recorder_frames": rec.frames if rec is not None else 0,
             "recorder_dropped": rec.dropped if rec is not None else 0,
             "latency_ms": {"median": _percentile(latencies_ms, 50), "p95": _percentile(latencies_ms, 95)},
+            "cue_latency_ms": {"count": len(self.cue_latencies_ms),
+                               "median": _percentile(self.cue_latencies_ms, 50),
+                               "max": max(self.cue_latencies_ms, default=0.0)},
             "models": self.models.name,
             "preset": self.preset.name,
             "size": list(self.optimizer.size),
