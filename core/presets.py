@@ -199,7 +199,7 @@ class RateSection(_Section):
 class OnsetsSection(_Section):
     method: Literal[AUBIO_ONSET_METHODS] = _f("aubio onset detection function", "hfc")  # type: ignore[valid-type]
     threshold: float = _f("aubio peak-picking threshold: lower = more onsets", 0.3, ge=0.0, le=10.0)
-    hop: Literal[256, 512] = _f("analysis hop in samples (window = 2 * hop)", 512)
+    hop: Literal[256, 512] = _f("analysis hop in samples (256: lower onset latency; 512: half the cost)", 256)
     min_ioi_s: float = _f("detector: onsets closer than this to the previous one are merged", 0.02,
                           ge=0.0, le=1.0)
     refractory_s: float = _f("director: onsets within this time after an accepted one are ignored", 0.1,

@@ -161,8 +161,8 @@ class LiveApp:
         from live.display import HeadlessDisplay, PygameDisplay
 
         if self.opts.headless:
-            return HeadlessDisplay()
-        return PygameDisplay(display_index=self.opts.display, fullscreen=not self.opts.windowed)
+            return HeadlessDisplay(fps_limit=None)  # the app loop paces itself
+        return PygameDisplay(display_index=self.opts.display, fullscreen=not self.opts.windowed, fps_limit=None)
 
     def _start_recording(self) -> None:
         from live.recorder import Recorder
@@ -171,7 +171,7 @@ class LiveApp:
             return
         path = self.record_path or time.strftime("m2v-%Y%m%d-%H%M%S.mp4")
         rec = self.preset.record
-        self.recorder = Recorder(path, fps=rec.fps, sr=self.source.sr, crf=rec.crf, x264_preset=rec.preset,
+        self.recorder = Recorder(path, fps=rec.fps, sr=self.source.sr, crf=rec.crf, preset=rec.preset,
                                  audio_bitrate=rec.audio_bitrate_kbps * 1000)
         self.recorder.start()
         self.features.audio_listeners.append(self._record_audio)
@@ -264,9 +264,8 @@ class LiveApp:
                 elif not self.director.recording and self.recorder is not None and not opts.record:
                     self._stop_recording()
 
-                frame, _ = self.worker.frames.get()
-                if frame is None:
-                    frame = np.zeros((64, 64, 3), np.uint8)
+                item, _ = self.worker.frames.get()  # ((frame, step), version)
+                frame = item[0] if item is not None else np.zeros((64, 64, 3), np.uint8)
                 shown = self.effects.apply(frame, pulse=self.pulse.value(now), intensity=intensity, t_s=now)
                 if self.director.blackout:
                     shown = np.zeros_like(shown)
