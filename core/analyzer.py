@@ -113,7 +113,7 @@ class StreamingAnalyzer:
     """Onsets, beats and intensity from a stream of mono float32 blocks.
 
     ``process(block)`` accepts any block size, runs the detectors once per ``hop``
-    samples and returns the events found, oldest first: :class:`~core.events.Onset`
+    samples and returns the events found, in the order they were detected: :class:`~core.events.Onset`
     (``strength`` 0..1 relative to recent onsets), :class:`~core.events.Beat` (with
     aubio's running tempo estimate) and one :class:`~core.events.Intensity` per hop.
 
@@ -229,7 +229,12 @@ class StreamingAnalyzer:
         self.bpm = 0.0
 
     def warmup(self, *, duration_s: float = 1.0) -> None:
-        """Run every code path once on noise, then reset: call at start, off the real-time path."""
+        """Run every code path once on noise, then reset: call at start, off the real-time path.
+
+        The mel basis is built in ``__init__`` (librosa, numpy only); the streaming
+        path itself uses no numba, so this only touches aubio's and numpy's first-call
+        setup and page-faults the buffers in.
+        """
         rng = np.random.default_rng(0)
         noise = (0.1 * rng.standard_normal(int(duration_s * self.sr))).astype(np.float32)
         noise[: self.sr // 10] *= 0.01
