@@ -197,7 +197,7 @@ class RateSection(_Section):
 
 
 class OnsetsSection(_Section):
-    method: Literal[AUBIO_ONSET_METHODS] = _f("aubio onset detection function", "hfc")  # type: ignore[valid-type]
+    method: Literal[AUBIO_ONSET_METHODS] = _f("aubio onset detection function (energy held F>=0.95 in noise; see scripts/bench_audio.py)", "energy")  # type: ignore[valid-type]
     threshold: float = _f("aubio peak-picking threshold: lower = more onsets", 0.3, ge=0.0, le=10.0)
     hop: Literal[256, 512] = _f("analysis hop in samples (256: lower onset latency; 512: half the cost)", 256)
     min_ioi_s: float = _f("detector: onsets closer than this to the previous one are merged", 0.02,

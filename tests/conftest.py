@@ -12,6 +12,12 @@ import pytest
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+# librosa's numba cache in site-packages can be left corrupt by concurrent compiles
+# (librosa #1998); one fresh cache per test session, shared with subprocesses.
+if "NUMBA_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="m2v-numba-")
 
 
 @pytest.fixture
