@@ -193,3 +193,34 @@ def test_capture_through_sounddevice_on_a_jack_dummy_server(jack_server):
     # A dummy server without real-time scheduling on a loaded 2-core box may xrun
     # a few times while starting; those are counted, and must stay rare.
     assert stats["input_overflows"] <= 0.05 * stats["blocks"], stats
+
+
+PLAY_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+from live.audio_input import FileInput
+src = FileInput(sys.argv[1], play="system jack", block=256)
+t0 = time.perf_counter()
+src.start()
+src.finished.wait(5.0)
+elapsed = time.perf_counter() - t0
+got = src.ring.read_available()
+src.stop()
+ref = FileInput(sys.argv[1], realtime=False).audio
+print(json.dumps({"elapsed_s": elapsed, "finished": src.finished.is_set(), "n": int(got.size),
+                  "same": bool(np.array_equal(got[:ref.size], ref)), "blocks": src.blocks}))
+"""
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_audible_file_playback_is_paced_by_the_output_device(jack_server, tmp_path):
+    path = tmp_path / "one_second.wav"
+    write_ramp_wav(path, sr=48000, seconds=1.0)
+    res = subprocess.run([sys.executable, "-c", PLAY_SCRIPT, str(path)], cwd=ROOT, env=jack_server,
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    stats = json.loads(res.stdout.strip().splitlines()[-1])
+    assert stats["finished"] and stats["same"]
+    assert stats["n"] == 48000 and stats["blocks"] == int(np.ceil(48000 / 256))
+    assert 0.9 < stats["elapsed_s"] < 1.6
