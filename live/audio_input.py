@@ -170,9 +170,22 @@ class SoundDeviceInput(AudioSource):
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self.stopping.set()
-        try:
-            self._stream.stop()
-        finally:
+        if self._stream.active:
+            try:
+                self._stream.stop()
+            finally:
+                self._stream.close()
+        elif self._started_perf_s and not self._stream.stopped:
+            # The device vanished under a running stream (e.g. the JACK server quit):
+            # PortAudio hangs closing it, here and in Pa_Terminate at exit, so leave
+            # the handle to the OS and skip sounddevice's exit handler.
+            import atexit
+
+            import sounddevice as sd
+
+            log.warning("not closing %s: it went away while running", self.device_name)
+            atexit.unregister(sd._exit_handler)
+        else:
             self._stream.close()
 
     @property
@@ -182,6 +195,9 @@ class SoundDeviceInput(AudioSource):
     def check(self) -> str | None:
         # A device that vanishes without PortAudio noticing just goes quiet.
         last = self._last_block_perf_s or self._started_perf_s
+        if self.error is None and self._started_perf_s and not self.stopping.is_set() \
+                and not self._stream.active:
+            self._finished()
         if self.error is None and self._stream.active and last and time.perf_counter() - last > 2.0:
             self.error = DeviceError(f"no audio from {self.device_name} for "
                                      f"{time.perf_counter() - last:.1f} s (unplugged?)")

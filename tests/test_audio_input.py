@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -170,7 +171,7 @@ def jack_server():
         out = proc.stdout.read().decode(errors="replace")
         pytest.skip(f"jackd could not start a dummy server here: {out[-300:]}")
     try:
-        yield env
+        yield SimpleNamespace(env=env, proc=proc)
     finally:
         proc.terminate()
         proc.wait(5)
@@ -179,7 +180,7 @@ def jack_server():
 @pytest.mark.jack
 @pytest.mark.slow
 def test_capture_through_sounddevice_on_a_jack_dummy_server(jack_server):
-    res = subprocess.run([sys.executable, "-c", JACK_SCRIPT], cwd=ROOT, env=jack_server,
+    res = subprocess.run([sys.executable, "-c", JACK_SCRIPT], cwd=ROOT, env=jack_server.env,
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr
     stats = json.loads(res.stdout.strip().splitlines()[-1])
@@ -193,3 +194,70 @@ def test_capture_through_sounddevice_on_a_jack_dummy_server(jack_server):
     # A dummy server without real-time scheduling on a loaded 2-core box may xrun
     # a few times while starting; those are counted, and must stay rare.
     assert stats["input_overflows"] <= 0.05 * stats["blocks"], stats
+
+
+PLAY_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+from live.audio_input import FileInput
+src = FileInput(sys.argv[1], play="system jack", block=256)
+t0 = time.perf_counter()
+src.start()
+src.finished.wait(5.0)
+elapsed = time.perf_counter() - t0
+got = src.ring.read_available()
+src.stop()
+ref = FileInput(sys.argv[1], realtime=False).audio
+print(json.dumps({"elapsed_s": elapsed, "finished": src.finished.is_set(), "n": int(got.size),
+                  "same": bool(np.array_equal(got[:ref.size], ref)), "blocks": src.blocks}))
+"""
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_audible_file_playback_is_paced_by_the_output_device(jack_server, tmp_path):
+    path = tmp_path / "one_second.wav"
+    write_ramp_wav(path, sr=48000, seconds=1.0)
+    res = subprocess.run([sys.executable, "-c", PLAY_SCRIPT, str(path)], cwd=ROOT, env=jack_server.env,
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    stats = json.loads(res.stdout.strip().splitlines()[-1])
+    assert stats["finished"] and stats["same"]
+    assert stats["n"] == 48000 and stats["blocks"] == int(np.ceil(48000 / 256))
+    assert 0.9 < stats["elapsed_s"] < 1.6
+
+
+VANISH_SCRIPT = r"""
+import json, sys, time
+from live.audio_input import open_input
+src = open_input("system jack", block=256)
+src.start()
+time.sleep(0.3)
+print("capturing", flush=True)
+sys.stdin.readline()  # the test stops the JACK server now
+t0 = time.perf_counter()
+while src.check() is None or src.error is None:
+    if time.perf_counter() - t0 > 5:
+        break
+    time.sleep(0.05)
+src.stop()
+print(json.dumps({"error": type(src.error).__name__, "hud": src.check(), "after_s": time.perf_counter() - t0}))
+"""
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_vanished_device_is_a_device_error_and_stop_does_not_hang(jack_server):
+    proc = subprocess.Popen([sys.executable, "-c", VANISH_SCRIPT], cwd=ROOT, env=jack_server.env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "capturing"
+        jack_server.proc.terminate()
+        jack_server.proc.wait(5)
+        out, err = proc.communicate("go\n", timeout=20)  # would time out if exit hung in PortAudio
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    res = json.loads(out.strip().splitlines()[-1])
+    assert res["error"] == "DeviceError" and res["after_s"] < 3
+    assert res["hud"].startswith("audio: audio input system") and "--input FILE" in res["hud"]

@@ -62,7 +62,7 @@ def test_cli_says_clearly_when_portaudio_finds_nothing(monkeypatch, capsys):
 @pytest.mark.jack
 @pytest.mark.slow
 def test_m2v_devices_lists_the_jack_server(jack_server):  # noqa: F811
-    res = subprocess.run([sys.executable, "-m", "live.cli", "devices"], cwd=ROOT, env=jack_server,
+    res = subprocess.run([sys.executable, "-m", "live.cli", "devices"], cwd=ROOT, env=jack_server.env,
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr
     row = next(line for line in res.stdout.splitlines() if "JACK Audio Connection Kit" in line)
