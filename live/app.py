@@ -151,7 +151,6 @@ class LiveApp:
         self.recorder = None
         self.record_path = opts.record
         self.display = self._open_display()
-        self.hud_on = not opts.headless
         self._stop_requested = False
         self._record_errors: list[str] = []
 
@@ -269,7 +268,7 @@ class LiveApp:
                 shown = self.effects.apply(frame, pulse=self.pulse.value(now), intensity=intensity, t_s=now)
                 if self.director.blackout:
                     shown = np.zeros_like(shown)
-                self.display.show(shown, self._hud(run_s, present_times) if self.hud_on else None)
+                self.display.show(shown, self._hud(run_s, present_times))
                 presented = self.source.stream_time_s()
                 present_times.append(time.perf_counter())
                 for t_cue, _ in drained:
@@ -285,16 +284,14 @@ class LiveApp:
                 for action in self.display.poll_keys():
                     if action == "quit":
                         self._stop_requested = True
-                    elif action == "hud":
-                        self.hud_on = not self.hud_on
                     elif action == "freeze":
                         self.cues.push(Freeze(not self.director.frozen), source="key")
                     elif action == "record":
                         self.cues.push(Record(not self.director.recording), source="key")
                     elif action.startswith("bank"):
                         self.cues.push(BankSelect(int(action[4:])), source="key")
-                    elif action == "fullscreen" and hasattr(self.display, "toggle_fullscreen"):
-                        self.display.toggle_fullscreen()
+                    else:
+                        self.display.handle(action)  # fullscreen and the like
                 if self.feedback is not None and now - last_feedback > 0.05:
                     last_feedback = now
                     cur = self.director.current

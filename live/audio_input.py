@@ -306,30 +306,15 @@ class _ClockedSource(AudioSource):
 
 
 def load_audio_file(path: str | os.PathLike, *, sr: int | None = None) -> tuple[np.ndarray, int]:
-    """Read ``path`` as mono float32, resampled to ``sr`` if given.
+    """Read ``path`` as mono float32, resampled to ``sr`` if given (see core.audio_io.load_audio).
 
     Raises:
         InputError: the file is missing or not a readable audio file.
     """
-    # TODO: use core.audio_io.load_audio once it lands (built in parallel).
-    import soundfile as sf
+    from core.audio_io import load_audio
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"audio file not found: {str(p)!r}; give an existing file, a device "
-                         "(see `m2v devices`) or 'demo'")
-    try:
-        data, file_sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        formats = ", ".join(sorted(sf.available_formats()))
-        raise InputError(f"cannot read audio file {str(p)!r}: {exc}; readable formats: {formats}") from exc
-    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    if sr is not None and sr != file_sr:
-        import soxr  # librosa's resampler; imported directly because librosa is slow to import
-
-        mono = soxr.resample(mono, file_sr, sr).astype(np.float32)
-        file_sr = sr
-    return np.ascontiguousarray(mono), int(file_sr)
+    y, file_sr = load_audio(path, sr=sr, mono=True)
+    return np.ascontiguousarray(y, dtype=np.float32), int(file_sr)
 
 
 class FileInput(_ClockedSource):

@@ -134,7 +134,7 @@ def test_open_input_dispatch_and_errors(tmp_path):
         open_input(str(tmp_path / "missing.wav"))
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"this is not audio")
-    with pytest.raises(InputError, match="cannot read audio file.*bad.wav.*formats"):
+    with pytest.raises(InputError, match="cannot read audio file.*bad.wav.*Supported"):
         open_input(str(bad))
 
 
