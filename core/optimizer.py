@@ -1,0 +1,393 @@
+"""The VQGAN latent optimizer: one ``step(target)`` is one frame.
+
+State is the continuous latent ``z`` (1, embed_dim, h/16, w/16), an Adam
+optimizer over ``z`` alone, and optionally the previous segment's latent for
+the paper's Eq. 1 L1 pull.  One step:
+
+1. quantize ``z`` to its nearest codebook vectors (straight-through gradient),
+2. decode to an image,
+3. take N random square cutouts (sizes between ``cut_min_frac`` of the short
+   side and the full side, at random places; one batched ``grid_sample``, so
+   they stay real crops even at 64 px) with a random flip, small colour jitter
+   and noise,
+4. CLIP-encode the cutouts and take the target's spherical-distance loss
+   (+ ``l1_weight * mean|z - z_anchor|``),
+5. backward and an Adam update, then keep ``z`` inside the codebook's range.
+
+Works on CPU (float32) and CUDA (autocast bf16 where supported else fp16,
+channels_last, optional ``torch.compile``).  Model weights stay frozen.  On
+CPU a seed makes the frames reproducible bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.encoders import center_square, to_image_tensor
+from core.errors import ConfigError, OutOfMemoryError
+from core.targets import Target
+
+log = logging.getLogger(__name__)
+
+# Augmentation strengths: small enough that the cutouts still show the frame,
+# large enough that the optimizer cannot overfit single CLIP pixels.
+_JITTER_GAIN = 0.05  # per-channel gain 1 +- 5 %
+_JITTER_OFFSET = 0.03  # per-channel brightness offset +- 0.03 (image in 0..1)
+_NOISE_STD_MAX = 0.05  # per-cutout noise std drawn from 0..0.05
+
+
+@dataclass
+class StepResult:
+    """What one optimizer step produced."""
+
+    #: the decoded frame of this step, (H, W, 3) uint8 on the CPU (None with ``frame=False``)
+    frame: np.ndarray | None
+    #: total loss of the step (guidance + L1)
+    loss: float
+    #: steps taken so far by this optimizer (1 after the first)
+    step: int
+    #: the same frame as a detached (3, H, W) float tensor in 0..1 on the compute device (for a GPU display)
+    image: torch.Tensor
+    #: the L1 term alone (0.0 without an anchor or with l1_weight 0)
+    l1: float = 0.0
+    #: forward times in ms ("decode", "clip"), only when the optimizer was made with ``profile=True``
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class _ClampTowardsRange(torch.autograd.Function):
+    """Clamp to [lo, hi], but let gradients through where they point back into the range.
+
+    A plain clamp zeroes the gradient of every saturated pixel, so a frame that
+    starts out of range could never be pulled back by the loss.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return x.clamp(lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        # Gradient descent moves x by -grad: below lo it must be negative, above hi positive.
+        keep = ((x >= ctx.lo) & (x <= ctx.hi)) | ((x < ctx.lo) & (grad < 0)) | ((x > ctx.hi) & (grad > 0))
+        return grad * keep, None, None
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc))
+
+
+class LatentOptimizer:
+    """CLIP-guided optimization of a VQGAN latent; one :meth:`step` is one frame.
+
+    ``size`` is (width, height) in pixels, each a multiple of the VQGAN's
+    downsampling factor (16).  ``cutouts`` CLIP views per step, with sides
+    between ``cut_min_frac`` of the short side and all of it; ``cut_pow`` > 1
+    favours small cutouts.  ``lr`` is Adam's step size in codebook units.
+    ``l1_weight`` weighs Eq. 1's pull towards the latent saved by
+    :meth:`set_anchor`.  ``amp`` enables autocast on CUDA (ignored on CPU);
+    ``compile`` wraps the forward pass in ``torch.compile``.
+    """
+
+    def __init__(self, models: Any, *, size: tuple[int, int] = (256, 256), cutouts: int = 16,
+                 cut_min_frac: float = 0.25, cut_pow: float = 1.0, augment: bool = True, lr: float = 0.1,
+                 l1_weight: float = 0.0, seed: int = 0, device: str | torch.device | None = None,
+                 amp: bool = True, compile: bool = False, profile: bool = False) -> None:
+        self.device = torch.device(device) if device is not None else torch.device(models.device)
+        self.vqgan = models.vqgan
+        self.clip = models.clip
+        if not 0.0 < cut_min_frac <= 1.0:
+            raise ConfigError(f"cut_min_frac must be in (0, 1], got {cut_min_frac}; 0.25 is a good start")
+        if cut_pow <= 0:
+            raise ConfigError(f"cut_pow must be > 0, got {cut_pow} (1.0: uniform sizes, > 1: more small cutouts)")
+        if lr <= 0 or l1_weight < 0:
+            raise ConfigError(f"lr must be > 0 and l1_weight >= 0, got lr={lr}, l1_weight={l1_weight}")
+        self.cut_min_frac = float(cut_min_frac)
+        self.cut_pow = float(cut_pow)
+        self.augment = augment
+        self.lr = float(lr)
+        self.l1_weight = float(l1_weight)
+        self.profile = profile
+        self.cutouts = self._check_cutouts(cutouts)
+        self.steps = 0
+
+        # Frozen weights: gradients flow only into z.
+        for module in (self.vqgan, self.clip.model):
+            module.requires_grad_(False)
+            module.eval()
+        self._amp_dtype = _amp_dtype(self.device) if amp else None
+        self._scaler = torch.amp.GradScaler("cuda") if self._amp_dtype == torch.float16 else None
+        if self.device.type == "cuda":
+            self.vqgan.to(self.device, memory_format=torch.channels_last)
+            self.clip.model.to(self.device, memory_format=torch.channels_last)
+
+        codebook = self.vqgan.codebook.detach().to(self.device, torch.float32)
+        self._codebook = codebook
+        self._codebook_sq = (codebook * codebook).sum(dim=1)
+        # Adam would otherwise drift z far outside the codebook, where every step
+        # quantizes to the same few edge codes; keep z inside the per-channel range.
+        self._z_min = codebook.min(dim=0).values.view(1, -1, 1, 1)
+        self._z_max = codebook.max(dim=0).values.view(1, -1, 1, 1)
+        self._mean = torch.tensor(self.clip.mean, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.clip.std, device=self.device).view(1, 3, 1, 1)
+
+        self.seed = seed
+        # Cutout boxes and flips are drawn on the CPU (a few numbers per cutout);
+        # noise and jitter on the device, each from its own seeded generator.
+        self._gen = torch.Generator().manual_seed(seed)
+        self._dev_gen = torch.Generator(device=self.device).manual_seed(seed)
+
+        self.size = self._check_size(size)
+        self.z: torch.Tensor
+        self.anchor: torch.Tensor | None = None
+        self._opt: torch.optim.Optimizer
+        self._forward = torch.compile(self._forward_impl, dynamic=False) if compile else self._forward_impl
+        self.init_random()
+
+    # -- setup ---------------------------------------------------------------
+
+    def _check_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        f = self.vqgan.downsample
+        try:
+            w, h = (int(size[0]), int(size[1]))
+        except (TypeError, ValueError, IndexError):
+            raise ConfigError(f"size must be (width, height), got {size!r}") from None
+        if w < f or h < f or w % f or h % f:
+            raise ConfigError(f"size {w}x{h} must be positive multiples of {f} (the VQGAN's downsampling); "
+                              f"try {max(f, round(w / f) * f)}x{max(f, round(h / f) * f)}")
+        return w, h
+
+    @staticmethod
+    def _check_cutouts(n: int) -> int:
+        if int(n) < 1:
+            raise ConfigError(f"cutouts must be >= 1, got {n}")
+        return int(n)
+
+    def _new_adam(self) -> None:
+        self.z.requires_grad_(True)
+        self._opt = torch.optim.Adam([self.z], lr=self.lr)
+
+    def _grid(self) -> tuple[int, int]:
+        f = self.vqgan.downsample
+        return self.size[1] // f, self.size[0] // f
+
+    def init_random(self) -> None:
+        """Start from random codebook entries (one per latent position); resets Adam."""
+        gh, gw = self._grid()
+        idx = torch.randint(self._codebook.shape[0], (gh * gw,), generator=self._gen).to(self.device)
+        self.z = self._codebook[idx].T.reshape(1, -1, gh, gw).contiguous()
+        self._new_adam()
+
+    @torch.no_grad()
+    def init_from_image(self, img: Any) -> None:
+        """Start from the VQGAN encoding of an image (PIL, HWC array or tensor in 0..1); resets Adam."""
+        x = to_image_tensor(img).to(self.device)
+        w, h = self.size
+        # Cover the frame, then crop the centre: same aspect handling as CLIP's preprocessing.
+        side = max(w, h)
+        x = center_square(x, side)[..., (side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w]
+        with self._autocast():
+            z = self.vqgan.encode(x * 2.0 - 1.0)
+        self.z = z.float().clamp(self._z_min, self._z_max).contiguous()
+        self._new_adam()
+
+    def resize(self, size: tuple[int, int]) -> None:
+        """Change the frame size, carrying ``z`` over (nearest neighbour on the latent grid); resets Adam.
+
+        For callers that step the size down after an :class:`OutOfMemoryError`.
+        """
+        self.size = self._check_size(size)
+        gh, gw = self._grid()
+        with torch.no_grad():
+            self.z = F.interpolate(self.z.detach(), size=(gh, gw), mode="nearest").contiguous()
+            if self.anchor is not None:
+                self.anchor = F.interpolate(self.anchor, size=(gh, gw), mode="nearest")
+        self._new_adam()
+
+    def set_cutouts(self, n: int) -> None:
+        """Change the number of cutouts per step (takes effect at the next step)."""
+        self.cutouts = self._check_cutouts(n)
+
+    def set_anchor(self) -> None:
+        """Remember the current latent as z_{t-1} for the L1 pull (call at each segment change)."""
+        self.anchor = self.z.detach().clone()
+
+    def clear_anchor(self) -> None:
+        self.anchor = None
+
+    def reset_optimizer(self) -> None:
+        """Forget Adam's moment estimates (z stays)."""
+        self._new_adam()
+
+    # -- the step ------------------------------------------------------------
+
+    def _autocast(self):
+        if self._amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self._amp_dtype)
+
+    def quantize(self, z: torch.Tensor) -> torch.Tensor:
+        """Nearest codebook vector per latent position, with a straight-through gradient to ``z``."""
+        b, d, gh, gw = z.shape
+        flat = z.float().permute(0, 2, 3, 1).reshape(-1, d)
+        # |z - e|^2 = |z|^2 - 2 z.e + |e|^2; |z|^2 is the same for every code of a position.
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            idx = torch.argmin(self._codebook_sq[None, :] - 2.0 * flat.detach() @ self._codebook.T, dim=1)
+        q = self._codebook[idx].reshape(b, gh, gw, d).permute(0, 3, 1, 2)
+        return z + (q - z).detach()
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent -> (1, 3, H, W) image in 0..1 (through the quantizer)."""
+        img = self.vqgan.decode(self.quantize(z))
+        return _ClampTowardsRange.apply((img.float() + 1.0) / 2.0, 0.0, 1.0)
+
+    def draw_cutouts(self, n: int) -> torch.Tensor:
+        """``n`` random square boxes as (n, 4) [x0, y0, side, flip] in pixels of the current size."""
+        w, h = self.size
+        short = min(w, h)
+        u = torch.rand(n, generator=self._gen) ** self.cut_pow
+        side = (self.cut_min_frac + (1.0 - self.cut_min_frac) * u) * short
+        x0 = torch.rand(n, generator=self._gen) * (w - side)
+        y0 = torch.rand(n, generator=self._gen) * (h - side)
+        if self.augment:
+            flip = (torch.rand(n, generator=self._gen) < 0.5).float()
+        else:
+            flip = torch.zeros(n)
+        return torch.stack([x0, y0, side, flip], dim=1)
+
+    def cut(self, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Crop ``boxes`` out of a (1, 3, H, W) image and resize each to CLIP's input, in one grid_sample."""
+        n = boxes.shape[0]
+        w, h = self.size
+        s = self.clip.image_size
+        boxes = boxes.to(self.device, torch.float32)
+        x0, y0, side, flip = boxes.unbind(dim=1)
+        # affine_grid maps output coords in [-1, 1] to input coords in [-1, 1] (align_corners=False).
+        theta = torch.zeros(n, 2, 3, device=self.device)
+        theta[:, 0, 0] = side / w * (1.0 - 2.0 * flip)
+        theta[:, 1, 1] = side / h
+        theta[:, 0, 2] = (x0 + side / 2.0) / w * 2.0 - 1.0
+        theta[:, 1, 2] = (y0 + side / 2.0) / h * 2.0 - 1.0
+        grid = F.affine_grid(theta, [n, 3, s, s], align_corners=False)
+        return F.grid_sample(image.expand(n, -1, -1, -1), grid.to(image.dtype), mode="bilinear",
+                             padding_mode="reflection", align_corners=False)
+
+    def _jitter(self, views: torch.Tensor) -> torch.Tensor:
+        n = views.shape[0]
+        g = self._dev_gen
+        gain = 1.0 + _JITTER_GAIN * (2.0 * torch.rand(n, 3, 1, 1, generator=g, device=self.device) - 1.0)
+        offset = _JITTER_OFFSET * (2.0 * torch.rand(n, 3, 1, 1, generator=g, device=self.device) - 1.0)
+        noise_std = _NOISE_STD_MAX * torch.rand(n, 1, 1, 1, generator=g, device=self.device)
+        noise = torch.randn(views.shape, generator=g, device=self.device) * noise_std
+        return views * gain + offset + noise
+
+    def _embed(self, views: torch.Tensor) -> torch.Tensor:
+        x = (views - self._mean) / self._std
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.clip.model.encode_image(x).float()
+
+    def _forward_impl(self, z: torch.Tensor, boxes: torch.Tensor, embeds: torch.Tensor, weights: torch.Tensor,
+                      anchor: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        t0 = self._tick()
+        image = self.decode(z)
+        t1 = self._tick()
+        views = self.cut(image, boxes)
+        if self.augment:
+            views = self._jitter(views)
+        emb = self._embed(views)
+        t2 = self._tick()
+        loss = Target(embeds, weights).loss(emb)
+        l1 = (z - anchor).abs().mean() * self.l1_weight if anchor is not None else torch.zeros((), device=z.device)
+        if self.profile:
+            self._last_timings = {"decode": (t1 - t0) * 1e3, "clip": (t2 - t1) * 1e3}
+        return loss + l1, l1, image
+
+    def _tick(self) -> float:
+        if not self.profile:
+            return 0.0
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def step(self, target: Target, *, frame: bool = True) -> StepResult:
+        """One optimization step towards ``target``; returns this step's frame and loss.
+
+        Raises :class:`core.errors.OutOfMemoryError` when the device runs out of
+        memory; the latent is kept, so the caller can :meth:`resize` or
+        :meth:`set_cutouts` and step again.
+        """
+        target = target.to(self.device)
+        boxes = self.draw_cutouts(self.cutouts)
+        anchor = self.anchor if self.l1_weight > 0 else None
+        self._last_timings: dict[str, float] = {}
+        try:
+            self._opt.zero_grad(set_to_none=True)
+            with self._autocast():
+                loss, l1, image = self._forward(self.z, boxes, target.embeds, target.weights, anchor)
+            if self._scaler is not None:
+                self._scaler.scale(loss).backward()
+                self._scaler.step(self._opt)
+                self._scaler.update()
+            else:
+                loss.backward()
+                self._opt.step()
+            with torch.no_grad():
+                self.z.clamp_(self._z_min, self._z_max)
+        except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+            if not _is_oom(exc):
+                raise
+            self._opt.zero_grad(set_to_none=True)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            w, h = self.size
+            raise OutOfMemoryError(
+                f"{self.device} ran out of memory at {w}x{h} with {self.cutouts} cutouts; "
+                f"lower the size (e.g. {max(self.vqgan.downsample, w // 2 // 16 * 16)}px) or the cutouts "
+                f"(e.g. {max(1, self.cutouts // 2)})"
+            ) from exc
+        self.steps += 1
+        image = image.detach()[0]
+        return StepResult(frame=self._to_uint8(image) if frame else None, loss=float(loss.detach()),
+                          step=self.steps, image=image, l1=float(l1.detach()), timings_ms=self._last_timings)
+
+    # -- reading the state ---------------------------------------------------
+
+    @staticmethod
+    def _to_uint8(image: torch.Tensor) -> np.ndarray:
+        return image.float().mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+    @torch.no_grad()
+    def image(self) -> torch.Tensor:
+        """The current latent decoded, (3, H, W) float in 0..1 on the device, without stepping."""
+        with self._autocast():
+            return self.decode(self.z.detach())[0].float()
+
+    def frame(self) -> np.ndarray:
+        """The current latent decoded, (H, W, 3) uint8 on the CPU, without stepping."""
+        return self._to_uint8(self.image())
+
+    @torch.no_grad()
+    def frame_embedding(self) -> torch.Tensor:
+        """Normalized CLIP embedding (D,) of the whole current frame (no cutouts, no augmentation)."""
+        x = center_square(self.image()[None], self.clip.image_size)
+        with self._autocast():
+            return F.normalize(self._embed(x), dim=-1)[0]
