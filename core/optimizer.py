@@ -391,3 +391,30 @@ class LatentOptimizer:
         x = center_square(self.image()[None], self.clip.image_size)
         with self._autocast():
             return F.normalize(self._embed(x), dim=-1)[0]
+
+    # -- checkpointing (resumable renders) -------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: latent, anchor, Adam moments, RNG states (tensors only)."""
+        state: dict[str, Any] = {
+            "z": self.z.detach().cpu(),
+            "size": torch.tensor(self.size),
+            "gen": self._gen.get_state(),
+            "adam": self._opt.state_dict(),
+        }
+        if self._dev_gen.device.type == "cpu":
+            state["dev_gen"] = self._dev_gen.get_state()
+        if self.anchor is not None:
+            state["anchor"] = self.anchor.detach().cpu()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (same models and settings)."""
+        self.size = self._check_size(tuple(int(v) for v in state["size"].tolist()))
+        self.z = state["z"].to(self.device).contiguous()
+        self._new_adam()
+        self._opt.load_state_dict(state["adam"])
+        self._gen.set_state(state["gen"])
+        if "dev_gen" in state:
+            self._dev_gen.set_state(state["dev_gen"])
+        self.anchor = state["anchor"].to(self.device) if "anchor" in state else None
