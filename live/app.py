@@ -230,7 +230,7 @@ class LiveApp:
                 if opts.duration_s is not None and run_s >= opts.duration_s:
                     break
                 if self.source.finished.is_set() and len(self.features.events) == 0 \
-                        and self.source.ring.available == 0:
+                        and self.source.ring.available() == 0:
                     break
                 stream_t = self.source.stream_time_s()
                 for ev in self.features.events.get_all():
