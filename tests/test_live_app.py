@@ -88,6 +88,7 @@ def test_stats_onsets_match_clicks_and_steps_ran(run_live):
     assert hits >= 0.9 * sum(c < 7.9 for c in clicks)
     assert len(onsets) <= len(clicks) + 2
     assert s["steps"] > 0 and s["audio_dropped"] == 0
+    assert 7.9 < s["run_s"] < 11.0  # the 8-s file ended the run before --duration 12
     assert any(t["kind"] == "audio" for t in s["target_swaps"])
     assert s["recorder_frames"] > 0
     for key in ("run_s", "audio_blocks", "steps_per_s", "display_fps", "recorder_dropped", "latency_ms"):
