@@ -78,9 +78,9 @@ def to_image_tensor(img: Any) -> torch.Tensor:
         raise InputError(f"image must be HWC with 3 or 4 channels (or grayscale HW), got shape {arr.shape}")
     arr = arr[:, :, :3]
     if arr.dtype == np.uint8:
-        x = torch.from_numpy(np.ascontiguousarray(arr)).float() / 255.0
+        x = torch.from_numpy(np.array(arr, copy=True)).float() / 255.0  # copy: PIL arrays are read-only
     elif np.issubdtype(arr.dtype, np.floating):
-        x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).clamp(0.0, 1.0)
+        x = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True)).clamp(0.0, 1.0)
     else:
         raise InputError(f"image dtype must be uint8 (0..255) or float (0..1), got {arr.dtype}")
     return x.permute(2, 0, 1).unsqueeze(0)

@@ -83,10 +83,33 @@ class _ClampTowardsRange(torch.autograd.Function):
         return grad * keep, None, None
 
 
-def _amp_dtype(device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+#: ``precision`` choices: where autocast runs and in which dtype.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16-decode")
+
+
+def _autocast_dtypes(precision: str, device: torch.device) -> tuple[torch.dtype | None, torch.dtype | None]:
+    """(decoder dtype, CLIP dtype) for autocast; None means float32.
+
+    ``auto``: on CUDA bf16 where supported, else fp16, for both; on CPU float32.
+    ``bf16-decode``: bf16 for the VQGAN decoder only.  On CPUs with AVX512-BF16 or
+    AMX that makes the decoder ~1.6x faster, while CLIP's attention is slower in
+    bf16 on CPU than in float32 (measured; see scripts/bench_step.py).
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        if device.type != "cuda":
+            return None, None
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return dtype, dtype
+    if precision == "fp32":
+        return None, None
+    if precision == "bf16-decode":
+        return torch.bfloat16, None
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision fp16 needs CUDA; on CPU use bf16, bf16-decode or fp32")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return dtype, dtype
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -103,14 +126,15 @@ class LatentOptimizer:
     between ``cut_min_frac`` of the short side and all of it; ``cut_pow`` > 1
     favours small cutouts.  ``lr`` is Adam's step size in codebook units.
     ``l1_weight`` weighs Eq. 1's pull towards the latent saved by
-    :meth:`set_anchor`.  ``amp`` enables autocast on CUDA (ignored on CPU);
-    ``compile`` wraps the forward pass in ``torch.compile``.
+    :meth:`set_anchor`.  ``precision`` is one of :data:`PRECISIONS` (``auto``:
+    autocast on CUDA, float32 on CPU); ``compile`` wraps the forward pass in
+    ``torch.compile``; ``profile`` records forward times (synchronizing CUDA).
     """
 
     def __init__(self, models: Any, *, size: tuple[int, int] = (256, 256), cutouts: int = 16,
                  cut_min_frac: float = 0.25, cut_pow: float = 1.0, augment: bool = True, lr: float = 0.1,
                  l1_weight: float = 0.0, seed: int = 0, device: str | torch.device | None = None,
-                 amp: bool = True, compile: bool = False, profile: bool = False) -> None:
+                 precision: str = "auto", compile: bool = False, profile: bool = False) -> None:
         self.device = torch.device(device) if device is not None else torch.device(models.device)
         self.vqgan = models.vqgan
         self.clip = models.clip
@@ -133,8 +157,10 @@ class LatentOptimizer:
         for module in (self.vqgan, self.clip.model):
             module.requires_grad_(False)
             module.eval()
-        self._amp_dtype = _amp_dtype(self.device) if amp else None
-        self._scaler = torch.amp.GradScaler("cuda") if self._amp_dtype == torch.float16 else None
+        self.precision = precision
+        self._decode_dtype, self._clip_dtype = _autocast_dtypes(precision, self.device)
+        fp16 = torch.float16 in (self._decode_dtype, self._clip_dtype)
+        self._scaler = torch.amp.GradScaler("cuda") if fp16 else None
         if self.device.type == "cuda":
             self.vqgan.to(self.device, memory_format=torch.channels_last)
             self.clip.model.to(self.device, memory_format=torch.channels_last)
@@ -204,7 +230,7 @@ class LatentOptimizer:
         # Cover the frame, then crop the centre: same aspect handling as CLIP's preprocessing.
         side = max(w, h)
         x = center_square(x, side)[..., (side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w]
-        with self._autocast():
+        with self._autocast(self._decode_dtype):
             z = self.vqgan.encode(x * 2.0 - 1.0)
         self.z = z.float().clamp(self._z_min, self._z_max).contiguous()
         self._new_adam()
@@ -239,10 +265,10 @@ class LatentOptimizer:
 
     # -- the step ------------------------------------------------------------
 
-    def _autocast(self):
-        if self._amp_dtype is None:
+    def _autocast(self, dtype: torch.dtype | None):
+        if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self._amp_dtype)
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def quantize(self, z: torch.Tensor) -> torch.Tensor:
         """Nearest codebook vector per latent position, with a straight-through gradient to ``z``."""
@@ -256,7 +282,9 @@ class LatentOptimizer:
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent -> (1, 3, H, W) image in 0..1 (through the quantizer)."""
-        img = self.vqgan.decode(self.quantize(z))
+        z_q = self.quantize(z)
+        with self._autocast(self._decode_dtype):
+            img = self.vqgan.decode(z_q)
         return _ClampTowardsRange.apply((img.float() + 1.0) / 2.0, 0.0, 1.0)
 
     def draw_cutouts(self, n: int) -> torch.Tensor:
@@ -303,7 +331,8 @@ class LatentOptimizer:
         x = (views - self._mean) / self._std
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.clip.model.encode_image(x).float()
+        with self._autocast(self._clip_dtype):
+            return self.clip.model.encode_image(x).float()
 
     def _forward_impl(self, z: torch.Tensor, boxes: torch.Tensor, embeds: torch.Tensor, weights: torch.Tensor,
                       anchor: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -341,8 +370,7 @@ class LatentOptimizer:
         self._last_timings: dict[str, float] = {}
         try:
             self._opt.zero_grad(set_to_none=True)
-            with self._autocast():
-                loss, l1, image = self._forward(self.z, boxes, target.embeds, target.weights, anchor)
+            loss, l1, image = self._forward(self.z, boxes, target.embeds, target.weights, anchor)
             if self._scaler is not None:
                 self._scaler.scale(loss).backward()
                 self._scaler.step(self._opt)
@@ -378,8 +406,7 @@ class LatentOptimizer:
     @torch.no_grad()
     def image(self) -> torch.Tensor:
         """The current latent decoded, (3, H, W) float in 0..1 on the device, without stepping."""
-        with self._autocast():
-            return self.decode(self.z.detach())[0].float()
+        return self.decode(self.z.detach())[0].float()
 
     def frame(self) -> np.ndarray:
         """The current latent decoded, (H, W, 3) uint8 on the CPU, without stepping."""
@@ -389,8 +416,7 @@ class LatentOptimizer:
     def frame_embedding(self) -> torch.Tensor:
         """Normalized CLIP embedding (D,) of the whole current frame (no cutouts, no augmentation)."""
         x = center_square(self.image()[None], self.clip.image_size)
-        with self._autocast():
-            return F.normalize(self._embed(x), dim=-1)[0]
+        return F.normalize(self._embed(x), dim=-1)[0]
 
     # -- checkpointing (resumable renders) -------------------------------------------
 

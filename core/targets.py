@@ -61,6 +61,9 @@ class Target:
         return self.embeds.shape[0]
 
     def to(self, device: torch.device | str) -> "Target":
+        """This target on ``device`` (itself when it is there already)."""
+        if self.embeds.device == torch.device(device) and self.weights.device == torch.device(device):
+            return self
         return Target(self.embeds.to(device), self.weights.to(device), self.labels)
 
     def scaled(self, factor: float) -> "Target":
