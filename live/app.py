@@ -87,6 +87,10 @@ class LiveApp:
         if opts.seed is not None:
             overrides["guidance.seed"] = opts.seed
         self.preset = preset = apply_overrides(preset, overrides) if overrides else preset
+        from live.preset_watcher import PresetWatcher
+
+        # Hot reload: edits to the active preset's files (and /m2v/preset switches) arrive here.
+        self.watcher = PresetWatcher(name, overrides=overrides)
         self.show_state = None
         if opts.show:
             from core.show import ShowState, load_show
@@ -216,6 +220,9 @@ class LiveApp:
         if opts.record:
             self._start_recording()
         self.osc.start()
+        self.watcher.start()
+        self.preset_updates: list[dict] = []
+        last_preset_version = self.watcher.updates.get()[1]
         self.embedder.start()
         self.worker.start()
         self.features.start()
@@ -245,6 +252,13 @@ class LiveApp:
                     for c in self.show_state.due_cues(stream_t):
                         self.director.on_cue(c.event(), now_s=stream_t)
                 self.director.tick(stream_t)
+                update, version = self.watcher.updates.get()
+                if version != last_preset_version:
+                    last_preset_version = version
+                    if update is not None:
+                        self.preset_updates.append({"time": stream_t, "live": list(update.live_fields),
+                                                    "reload": list(update.reload_fields)})
+                        self._apply_preset(update.preset)
                 for req in self.director.take_app_requests():
                     self._handle_request(req, stream_t)
                 if self.director.version != last_version:
@@ -315,6 +329,7 @@ class LiveApp:
             self.embedder.stop()
             self.worker.stop()
             self.osc.stop()
+            self.watcher.stop()
             self._stop_recording()
             self.display.close()
             if self.feedback is not None:
@@ -336,12 +351,7 @@ class LiveApp:
             except Exception as exc:  # noqa: BLE001 - a bad cue must not stop the show
                 log.warning("song %r: %s", req.song, exc)
         elif isinstance(req, PresetSwitch):
-            from core.presets import load_preset
-
-            try:
-                self._apply_preset(load_preset(req.name))
-            except Exception as exc:  # noqa: BLE001
-                log.warning("preset %r: %s", req.name, exc)
+            self.watcher.switch(req.name)  # loaded off this thread; errors go to the HUD
 
     def _apply_preset(self, new) -> None:
         from core.effects import EffectAmounts
@@ -363,7 +373,9 @@ class LiveApp:
         if len(present_times) > 30:
             fps = 30 / (present_times[-1] - present_times[-31])
         cur = self.director.current
-        lines = [x for x in (self.source.check(), *self._record_errors[-1:], self.worker.degraded) if x]
+        preset_error, _ = self.watcher.errors.get()
+        lines = [x for x in (self.source.check(), *self._record_errors[-1:], self.worker.degraded,
+                             preset_error and f"preset: {preset_error}") if x]
         return {
             "fps": fps, "steps_per_s": self.worker.steps_per_s, "flat_out": self.worker.flat_out,
             "intensity": self.director.effective_intensity, "onset": self.pulse.value(time.perf_counter()),
@@ -392,6 +404,8 @@ class LiveApp:
             "cue_latency_ms": {"count": len(self.cue_latencies_ms),
                                "median": _percentile(self.cue_latencies_ms, 50),
                                "max": max(self.cue_latencies_ms, default=0.0)},
+            "preset_updates": self.preset_updates,
+            "preset_error": self.watcher.errors.get()[0],
             "models": self.models.name,
             "preset": self.preset.name,
             "size": list(self.optimizer.size),
