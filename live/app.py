@@ -51,6 +51,14 @@ class LiveOptions:
     extra: dict = field(default_factory=dict)
 
 
+def _effect_amounts(fx):
+    """Map a preset's [effects] section (0..1 amounts) onto the fast path's parameters."""
+    from core.effects import EffectAmounts
+
+    return EffectAmounts(zoom=0.12 * fx.pulse + 0.02, brightness=fx.pulse, intensity_zoom=0.2 * fx.zoom,
+                         shift=0.1 * fx.shift, feedback=fx.feedback)
+
+
 def _percentile(values, q, default=0.0):
     return float(np.percentile(values, q)) if len(values) else default
 
@@ -63,11 +71,11 @@ class LiveApp:
 
         from core.analyzer import StreamingAnalyzer
         from core.director import Director
-        from core.effects import EffectAmounts, Effects, Pulse
+        from core.effects import Effects, Pulse
         from core.encoders import Encoders
         from core.models import load_models, resolve_device
         from core.optimizer import LatentOptimizer
-        from core.presets import apply_overrides, default_preset_name, load_preset
+        from core.presets import default_preset_name
         from live.audio_input import open_input
         from live.cues import CueInput
         from live.embedder import Embedder
@@ -78,7 +86,6 @@ class LiveApp:
         self.opts = opts
         device = resolve_device(opts.device)
         name = opts.preset or default_preset_name(command="live", cuda=device.type == "cuda")
-        preset = load_preset(name)
         overrides = {}
         if opts.models:
             overrides["models.set"] = opts.models
@@ -86,11 +93,12 @@ class LiveApp:
             overrides["models.size"] = opts.size
         if opts.seed is not None:
             overrides["guidance.seed"] = opts.seed
-        self.preset = preset = apply_overrides(preset, overrides) if overrides else preset
         from live.preset_watcher import PresetWatcher
 
-        # Hot reload: edits to the active preset's files (and /m2v/preset switches) arrive here.
+        # The watcher resolves the preset (with the CLI's overrides) and hot-reloads edits to its
+        # files and /m2v/preset switches.
         self.watcher = PresetWatcher(name, overrides=overrides)
+        self.preset = preset = self.watcher.current
         self.show_state = None
         if opts.show:
             from core.show import ShowState, load_show
@@ -148,10 +156,7 @@ class LiveApp:
         self.worker = OptimizerWorker(self.optimizer, self.embedder.targets,
                                       rate_hz=preset.rate.min_steps_per_s)
         self.pulse = Pulse(decay_s=0.15)
-        fx = preset.effects
-        self.effects = Effects(EffectAmounts(zoom=0.12 * fx.pulse + 0.02, brightness=fx.pulse,
-                                             intensity_zoom=0.2 * fx.zoom, shift=0.1 * fx.shift,
-                                             feedback=fx.feedback))
+        self.effects = Effects(_effect_amounts(preset.effects))
         self.recorder = None
         self.record_path = opts.record
         self.display = self._open_display()
@@ -354,7 +359,6 @@ class LiveApp:
             self.watcher.switch(req.name)  # loaded off this thread; errors go to the HUD
 
     def _apply_preset(self, new) -> None:
-        from core.effects import EffectAmounts
         from core.presets import live_diff
 
         live, reload = live_diff(self.preset, new)
@@ -363,10 +367,7 @@ class LiveApp:
         self.preset = new
         self.director.rate_range = (new.rate.min_steps_per_s, new.rate.max_steps_per_s)
         self.features.set_threshold(new.onsets.threshold)
-        fx = new.effects
-        self.effects.amounts = EffectAmounts(zoom=0.12 * fx.pulse + 0.02, brightness=fx.pulse,
-                                             intensity_zoom=0.2 * fx.zoom, shift=0.1 * fx.shift,
-                                             feedback=fx.feedback)
+        self.effects.amounts = _effect_amounts(new.effects)
 
     def _hud(self, run_s: float, present_times: list[float]) -> dict:
         fps = 0.0
