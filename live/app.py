@@ -13,7 +13,7 @@ import json
 import logging
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,6 @@ class LiveOptions:
     block: int = 256
     play: str | None = None
     loop: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def _effect_amounts(fx):
