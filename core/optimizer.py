@@ -196,6 +196,15 @@ class LatentOptimizer:
         self._forward = torch.compile(self._forward_impl, dynamic=False) if compile else self._forward_impl
         self.init_random()
 
+    @classmethod
+    def from_config(cls, models: Any, guidance: Any, *, size: tuple[int, int], seed: int | None = None,
+                    **kwargs: Any) -> "LatentOptimizer":
+        """An optimizer with a preset's ``[guidance]`` section (cutouts, cutout sizes, augment, lr, Eq. 1 weight)."""
+        return cls(models, size=size, cutouts=guidance.cutouts, cut_min_frac=guidance.cut_min_frac,
+                   cut_pow=guidance.cut_pow, augment=bool(guidance.augment), lr=guidance.lr,
+                   l1_weight=guidance.l1_weight if guidance.consistency == "l1" else 0.0,
+                   seed=guidance.seed if seed is None else seed, **kwargs)
+
     # -- setup ---------------------------------------------------------------
 
     def _check_size(self, size: tuple[int, int]) -> tuple[int, int]:

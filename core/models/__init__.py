@@ -39,8 +39,16 @@ def tiny_dir() -> Path:
 
 
 def resolve_spec(name: str | None) -> ModelSetSpec:
-    """``tiny`` | a registry name | a folder with a manifest -> spec (tiny is written on first use)."""
+    """``tiny`` | ``toy`` | a registry name | a folder with a manifest -> spec (tiny is written on first use)."""
     name = name or "default"
+    if name == "toy":
+        from core.models.toy import toy_dir
+
+        folder = toy_dir()
+        if not (folder / MANIFEST).is_file():
+            raise ConfigError(f"the toy model set is not in this install ({folder} has no {MANIFEST}); "
+                              "train it with `python scripts/train_toy.py` (about 35 min on 2 CPU cores)")
+        return spec_from_manifest(folder)
     if name == "tiny":
         folder = tiny_dir()
         if not (folder / MANIFEST).is_file():

@@ -133,7 +133,7 @@ def check_pair(*, clip_space: str, audio_space: str | None) -> None:
 
 
 def list_sets() -> list[str]:
-    return sorted(REGISTRY) + ["tiny"]
+    return sorted(REGISTRY) + ["tiny", "toy"]
 
 
 def spec_from_manifest(folder: Path) -> ModelSetSpec:

@@ -87,6 +87,25 @@ def _lightning_names():
             sys.modules.pop(n, None)
 
 
+def write_lightning_ckpt(path: Path, state_dict: dict[str, torch.Tensor], *, seed: int = 0,
+                         global_step: int = 0) -> None:
+    """Save a VQGAN state dict as taming's Lightning ``.ckpt`` is laid out, metadata included.
+
+    Real checkpoints also carry training-only ``loss.*`` tensors (the perceptual
+    loss and discriminator), which the loader must skip; two stand-ins are added.
+    """
+    state = dict(state_dict)
+    g = torch.Generator().manual_seed(seed)
+    state["loss.discriminator.main.0.weight"] = torch.randn(8, 3, 4, 4, generator=g)
+    state["loss.logvar"] = torch.zeros(())
+    with _lightning_names() as model_checkpoint:
+        torch.save({
+            "epoch": 0, "global_step": global_step, "pytorch-lightning_version": "1.0.8",
+            "callbacks": {model_checkpoint: {"best_model_score": None}},
+            "optimizer_states": [], "lr_schedulers": [], "state_dict": state,
+        }, path)
+
+
 def build_tiny_vqgan(seed: int = 0):
     from omegaconf import OmegaConf
 
@@ -128,17 +147,7 @@ def write_tiny_models(dest: str | Path, *, seed: int = 0) -> ModelSetSpec:
 
     (dest / "vqgan/tiny.yaml").write_text(VQGAN_YAML)
     vq = build_tiny_vqgan(seed)
-    state = dict(vq.state_dict())
-    # Training-only tensors a real checkpoint carries; the loader must skip them.
-    g = torch.Generator().manual_seed(seed)
-    state["loss.discriminator.main.0.weight"] = torch.randn(8, 3, 4, 4, generator=g)
-    state["loss.logvar"] = torch.zeros(())
-    with _lightning_names() as model_checkpoint:
-        torch.save({
-            "epoch": 0, "global_step": 0, "pytorch-lightning_version": "1.0.8",
-            "callbacks": {model_checkpoint: {"best_model_score": None}},
-            "optimizer_states": [], "lr_schedulers": [], "state_dict": state,
-        }, dest / "vqgan/tiny.ckpt")
+    write_lightning_ckpt(dest / "vqgan/tiny.ckpt", vq.state_dict(), seed=seed)
 
     torch.manual_seed(seed)
     clip = open_clip.CLIP(**CLIP_CONFIG["model_cfg"])
@@ -147,6 +156,17 @@ def write_tiny_models(dest: str | Path, *, seed: int = 0) -> ModelSetSpec:
 
     torch.save(build_tiny_wav2clip(seed), dest / "wav2clip/tiny-wav2clip.pt")
 
+    return write_manifest(
+        dest, name="tiny",
+        description=f"tiny seeded random models (seed {seed}) for tests and smoke runs; images are noise-like",
+        vqgan=("vqgan/tiny.yaml", "vqgan/tiny.ckpt"), clip_dir="clip", audio="wav2clip/tiny-wav2clip.pt",
+        space=TINY_SPACE, default_size=64,
+    )
+
+
+def write_manifest(dest: Path, *, name: str, description: str, vqgan: tuple[str, str], clip_dir: str,
+                   audio: str | None, space: str, default_size: int) -> ModelSetSpec:
+    """Write ``dest/m2v-models.json`` for files already in ``dest`` (sizes and SHA-256 taken now)."""
     from core.models.weights import sha256_of
 
     def wf(rel: str) -> WeightFile:
@@ -154,12 +174,12 @@ def write_tiny_models(dest: str | Path, *, seed: int = 0) -> ModelSetSpec:
         return WeightFile(rel, size_bytes=p.stat().st_size, sha256=sha256_of(p))
 
     spec = ModelSetSpec(
-        name="tiny",
-        description=f"tiny seeded random models (seed {seed}) for tests and smoke runs; images are noise-like",
-        vqgan_config=wf("vqgan/tiny.yaml"), vqgan_ckpt=wf("vqgan/tiny.ckpt"),
-        clip_dir="clip", clip_files=(wf("clip/open_clip_config.json"), wf("clip/open_clip_model.safetensors")),
-        clip_space=TINY_SPACE, audio_ckpt=wf("wav2clip/tiny-wav2clip.pt"), audio_space=TINY_SPACE,
-        default_size=64, files_root=str(dest),
+        name=name, description=description,
+        vqgan_config=wf(vqgan[0]), vqgan_ckpt=wf(vqgan[1]),
+        clip_dir=clip_dir, clip_files=(wf(f"{clip_dir}/open_clip_config.json"),
+                                       wf(f"{clip_dir}/open_clip_model.safetensors")),
+        clip_space=space, audio_ckpt=wf(audio) if audio else None, audio_space=space if audio else None,
+        default_size=default_size, files_root=str(dest),
     )
     tmp = dest / (MANIFEST + ".tmp")
     tmp.write_text(spec.to_json())
