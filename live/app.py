@@ -215,6 +215,11 @@ class LiveApp:
                 pass
         self.last_recorder = None
         self.cue_latencies_ms: list[float] = []
+        # cue -> first presented frame the independent judge accepts (toy models only; see _watch_cue)
+        self.cue_visible_ms: list[float] = []
+        self.cues_not_visible = 0
+        self._visible_pending = None  # (arrival stream time, scene)
+        last_judged_step = -1
         present_times: list[float] = []
         latencies_ms: list[float] = []
         pending_onsets: list[float] = []
@@ -252,6 +257,7 @@ class LiveApp:
                 drained = self.cues.drain_timed()
                 for t_cue, cue in drained:
                     self.director.on_cue(cue, now_s=max(t_cue, 0.0))
+                    self._watch_cue(t_cue, cue)
                 if self.show_state is not None:
                     for c in self.show_state.due_cues(stream_t):
                         self.director.on_cue(c.event(), now_s=stream_t)
@@ -291,6 +297,9 @@ class LiveApp:
                 present_times.append(time.perf_counter())
                 for t_cue, _ in drained:
                     self.cue_latencies_ms.append(max(0.0, presented - t_cue) * 1000.0)
+                if self._visible_pending is not None and item is not None and item[1] != last_judged_step:
+                    last_judged_step = item[1]  # judge each new optimizer frame once, as shown
+                    self._judge_shown(shown, presented)
                 for onset_t in pending_onsets:
                     latencies_ms.append(max(0.0, presented - onset_t) * 1000.0)
                 pending_onsets.clear()
@@ -344,6 +353,37 @@ class LiveApp:
         if opts.stats:
             Path(opts.stats).write_text(json.dumps(stats, indent=2))
         return stats
+
+    def _watch_cue(self, t_cue: float, cue) -> None:
+        """Start timing a lyric/prompt cue until the picture visibly shows it (toy models only).
+
+        Only the toy set has a world the judge (:mod:`core.judge`) can read, and
+        only a toy caption ("a red circle") says what should become visible.  A
+        newer cue before the picture showed the last one counts that one as missed.
+        """
+        from core.events import LyricCue, PromptCue
+
+        if self.models.name != "toy" or not isinstance(cue, (LyricCue, PromptCue)):
+            return
+        from core.errors import ConfigError
+        from core.judge import parse_caption
+
+        try:
+            scene = parse_caption(cue.text)
+        except ConfigError:
+            return
+        if self._visible_pending is not None:
+            self.cues_not_visible += 1
+        self._visible_pending = (t_cue, scene)
+
+    def _judge_shown(self, shown: np.ndarray, presented_s: float) -> None:
+        from core.judge import matches
+
+        t_cue, scene = self._visible_pending
+        step = max(1, max(shown.shape[:2]) // 128)  # the judge reads colours: 128 px is plenty
+        if matches(shown[::step, ::step], scene, shape=False):
+            self.cue_visible_ms.append(max(0.0, presented_s - t_cue) * 1000.0)
+            self._visible_pending = None
 
     def _handle_request(self, req, stream_t: float) -> None:
         from core.events import PresetSwitch, SongSelect
@@ -404,6 +444,11 @@ class LiveApp:
             "cue_latency_ms": {"count": len(self.cue_latencies_ms),
                                "median": _percentile(self.cue_latencies_ms, 50),
                                "max": max(self.cue_latencies_ms, default=0.0)},
+            "cue_visible_ms": {"count": len(self.cue_visible_ms),
+                               "median": _percentile(self.cue_visible_ms, 50),
+                               "max": max(self.cue_visible_ms, default=0.0),
+                               "not_visible": self.cues_not_visible + (self._visible_pending is not None),
+                               "criterion": "toy judge: the cue's colour among the frame's two largest"},
             "preset_updates": self.preset_updates,
             "preset_error": self.watcher.errors.get()[0],
             "models": self.models.name,

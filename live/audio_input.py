@@ -396,10 +396,33 @@ class DemoInput(_ClockedSource):
                          ring_s=ring_s)
 
 
+#: ``--input sections``: toy-world sound classes, one per section (see core.toyworld.SOUND_CONCEPTS).
+SECTIONS = (("kick", 6.0), ("chord", 6.0), ("bass", 6.0), ("hihat", 6.0))
+
+
+class SectionsInput(_ClockedSource):
+    """Built-in sections of the toy world's synth sounds (kick, chord, bass, hi-hat; 6 s each), looped.
+
+    With ``--models toy`` each section has a known picture (a red circle, a pink
+    square, blue rings, cyan stripes), so the picture visibly follows the music.
+    ``spans`` lists the first loop's ``(start_s, end_s, kind)``.
+    """
+
+    name = "sections-input"
+
+    def __init__(self, *, sr: int = 44_100, block: int = DEFAULT_BLOCK, realtime: bool = True,
+                 play: int | str | None = None, ring_s: float = DEFAULT_RING_S) -> None:
+        from core.toyworld import render_sections
+
+        audio, self.spans = render_sections(list(SECTIONS), sr=sr, seed=0)
+        self.loop_s = audio.shape[0] / sr
+        super().__init__(audio, sr=sr, block=block, loop=True, realtime=realtime, play=play, ring_s=ring_s)
+
+
 def open_input(spec: str | int | None, *, sr: int | None = None, block: int = DEFAULT_BLOCK,
                channels: int | None = None, realtime: bool = True, loop: bool = False,
                play: int | str | None = None, ring_s: float = DEFAULT_RING_S) -> AudioSource:
-    """Build the source ``--input`` names: ``"demo"``, an audio file, a device index or name words.
+    """Build the source ``--input`` names: ``"demo"``, ``"sections"``, an audio file, a device index or name words.
 
     None means the default input device.  Raises InputError / DeviceError with the fix.
     """
@@ -407,6 +430,8 @@ def open_input(spec: str | int | None, *, sr: int | None = None, block: int = DE
         s = spec.strip()
         if s.lower() == "demo":
             return DemoInput(sr=sr or 48000, block=block, realtime=realtime, play=play, ring_s=ring_s)
+        if s.lower() == "sections":
+            return SectionsInput(sr=sr or 44_100, block=block, realtime=realtime, play=play, ring_s=ring_s)
         looks_like_path = os.sep in s or s.lower().endswith(AUDIO_SUFFIXES) or Path(s).is_file()
         if looks_like_path:
             return FileInput(s, sr=sr, block=block, realtime=realtime, loop=loop, play=play, ring_s=ring_s)

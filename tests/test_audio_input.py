@@ -261,3 +261,19 @@ def test_vanished_device_is_a_device_error_and_stop_does_not_hang(jack_server):
     res = json.loads(out.strip().splitlines()[-1])
     assert res["error"] == "DeviceError" and res["after_s"] < 3
     assert res["hud"].startswith("audio: audio input system") and "--input FILE" in res["hud"]
+
+
+def test_sections_input_plays_the_toy_sections():
+    from core.toyworld import SOUND_CONCEPTS, render_sections
+    from live.audio_input import SECTIONS, SectionsInput
+
+    src = open_input("sections", sr=16000, realtime=False)
+    assert isinstance(src, SectionsInput)
+    assert [k for _, _, k in src.spans] == [k for k, _ in SECTIONS] and src.loop_s == pytest.approx(24.0)
+    assert all(k in SOUND_CONCEPTS for k, _ in SECTIONS)
+    audio, _ = render_sections(list(SECTIONS), sr=16000, seed=0)
+    src.start()
+    time.sleep(0.05)
+    got = src.ring.read(16000)
+    src.stop()
+    np.testing.assert_array_equal(got, audio[:16000])

@@ -12,7 +12,8 @@ HELP = "run live: audio in -> onsets/intensity -> CLIP-guided VQGAN -> fullscree
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", default=None,
                         help="audio input: a device index or name (see `m2v devices`), an audio file played in "
-                        "real time, or 'demo' (built-in beat). Default: the default input device")
+                        "real time, 'demo' (built-in beat) or 'sections' (built-in toy-world sound sections, for "
+                        "--models toy). Default: the default input device")
     parser.add_argument("--preset", default=None, help="preset name or .toml path (default: club with a GPU, cpu without)")
     parser.add_argument("--show", default=None, help="show file (setlist) with per-song presets and lyric cues")
     add_common_arguments(parser)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "list, download and locate model weights (list | download [SET] | path)"
+HELP = "list, download, show and locate model weights (list | download [SET] | show SET | path)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dl.add_argument("set", nargs="?", default="default", help="model set (default: default)")
     dl.add_argument("--force", action="store_true", help="download again even if present")
     dl.add_argument("--offline", action="store_true", help="refuse to use the network (for scripts; fails at once)")
+    sh = sub.add_parser("show", help="a set's models and files; for toy also its vocabulary and sound pairing")
+    sh.add_argument("set", help="model set (e.g. toy)")
     sub.add_parser("path", help="print the cache folder ($M2V_HOME/models)")
 
 
@@ -28,6 +30,20 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "path":
         print(models_dir())
+        return 0
+    if args.action == "show":
+        spec = resolve_spec(args.set)
+        print(f"{spec.name}: {spec.description}")
+        print(f"  CLIP space {spec.clip_space}; audio encoder: {spec.audio_space or 'none'}; "
+              f"default size {spec.default_size}px")
+        for wf in spec.files():
+            st = file_status(spec, wf)
+            print(f"  {st.state:8s} {st.path}")
+        if spec.name == "toy":
+            from core.toyworld import describe
+
+            print("\nThe toy world (prompts the toy models understand):")
+            print(describe())
         return 0
     if args.action == "list":
         names = args.sets or list(REGISTRY)

@@ -1,0 +1,146 @@
+"""The shipped toy set: files as the manifest says, real formats, a trainer that runs, and guidance you can see.
+
+Guidance is judged by core.judge (closed-form numpy), never by the models.  The
+tiny set (random weights) runs the same checks as a control: it must fail them,
+or the checks would prove nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import judge, toyworld as W
+from core.models import load_models, resolve_spec
+from core.models.toy import toy_dir
+from core.models.weights import sha256_of
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = 60
+SIZE = 64
+
+
+def test_shipped_files_match_the_manifest():
+    spec = resolve_spec("toy")
+    assert Path(spec.files_root) == toy_dir()
+    total = 0
+    for wf in spec.files():
+        path = toy_dir() / wf.path
+        assert path.stat().st_size == wf.size_bytes, wf.path
+        assert sha256_of(path) == wf.sha256, wf.path
+        total += wf.size_bytes
+    assert total <= 20 * 2**20
+    assert spec.clip_space == spec.audio_space == "m2v/toy"
+
+
+def test_files_are_in_the_real_formats():
+    import torch
+    from safetensors import safe_open
+
+    from core.models.safeload import load_tensors
+
+    ckpt = load_tensors(toy_dir() / "vqgan/toy.ckpt")
+    assert {"state_dict", "global_step", "pytorch-lightning_version"} <= set(ckpt)
+    assert any(k.startswith("loss.") for k in ckpt["state_dict"])  # as taming's checkpoints carry
+    with safe_open(str(toy_dir() / "clip/open_clip_model.safetensors"), "pt") as f:
+        assert "token_embedding.weight" in f.keys()
+        assert f.get_tensor("token_embedding.weight").shape[0] == 49408  # the real BPE vocabulary
+    audio = torch.load(toy_dir() / "wav2clip/toy-wav2clip.pt", weights_only=True)
+    assert "audio_encoder.conv1.weight" in audio and "audio_transform.sequential.0.weight" in audio
+
+
+def test_trainer_runs_and_writes_a_loadable_set(tmp_path):
+    out = tmp_path / "toy"
+    proc = subprocess.run([sys.executable, "scripts/train_toy.py", "--out", str(out), "--quick"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "train-report.json").read_text())
+    assert report["iters"] == {"clip": 3, "vqgan": 3, "audio": 3}
+    from core.models.registry import spec_from_manifest
+
+    models = load_models(spec_from_manifest(out), device="cpu", offline=True, progress=False)
+    assert models.audio is not None and models.vqgan.downsample == 8
+
+
+@pytest.fixture(scope="module")
+def toy():
+    from core.encoders import Encoders
+    from core.presets import load_preset
+
+    models = load_models("toy", device="cpu", offline=True, progress=False)
+    return models, Encoders(models), load_preset("toy").guidance
+
+
+def _guide(models, guidance, target, *, seed: int) -> np.ndarray:
+    from core.optimizer import LatentOptimizer
+
+    opt = LatentOptimizer.from_config(models, guidance, size=(SIZE, SIZE), seed=seed)
+    assert opt.cutouts <= 8
+    for _ in range(STEPS):
+        frame = opt.step(target).frame
+    return frame
+
+
+# Ten prompts: every colour once, every shape at least once.
+PROMPTS = [W.Scene(c, W.SHAPES[i % len(W.SHAPES)], "") for i, c in enumerate(W.COLOURS)]
+
+
+def _text_agreement(models, encoders, guidance) -> tuple[float, float]:
+    from core.targets import Target
+
+    colour = shape = 0
+    for i, scene in enumerate(PROMPTS):
+        frame = _guide(models, guidance, Target.single(encoders.text(scene.caption(with_background=False))), seed=i)
+        colour += judge.matches(frame, scene, shape=False)
+        shape += judge.read(frame).shape == scene.shape
+    return colour / len(PROMPTS), shape / len(PROMPTS)
+
+
+@pytest.mark.slow
+def test_text_prompts_come_out_in_their_colour_and_shape(toy):
+    models, encoders, guidance = toy
+    colour, shape = _text_agreement(models, encoders, guidance)
+    assert colour >= 0.9, (colour, shape)
+    # Shapes: better than chance (1/6), not yet the 60 % issue #11 asks for; the full figure over all
+    # 60 prompts is in results/bench_guidance.json.
+    assert shape >= 0.2, (colour, shape)
+
+
+@pytest.mark.slow
+def test_blind_tiny_models_fail_the_same_check(tmp_path):
+    """The control: random weights cannot pass, so passing means guidance works."""
+    from core.encoders import Encoders
+    from core.models.tiny import write_tiny_models
+    from core.presets import load_preset
+
+    models = load_models(write_tiny_models(tmp_path / "tiny"), device="cpu", offline=True, progress=False)
+    colour, _ = _text_agreement(models, Encoders(models), load_preset("toy").guidance)
+    assert colour <= 0.5
+
+
+@pytest.mark.slow
+def test_held_back_sounds_bring_out_their_paired_colour(toy):
+    from core.targets import Target
+
+    models, encoders, guidance = toy
+    hits = 0
+    for i, kind in enumerate(W.SOUNDS):
+        rng = np.random.default_rng(77_000 + i)  # a stream the trainer never drew from
+        y = W.add_noise(W.render_sound(kind, sr=44_100, rng=rng), snr_db=20.0, rng=rng)
+        frame = _guide(models, guidance, Target.single(encoders.audio(y, sr=44_100)), seed=i)
+        hits += judge.matches(frame, W.SOUND_CONCEPTS[kind], shape=False)
+    assert hits / len(W.SOUNDS) >= 0.8
+
+
+def test_weights_show_toy_prints_vocabulary_and_pairing():
+    proc = subprocess.run([sys.executable, "-m", "live.cli", "weights", "show", "toy"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for word in (*W.COLOURS, *W.SHAPES, *W.SOUNDS, "a red circle on a black background"):
+        assert word in proc.stdout
+    assert proc.stdout.count("present") == 5  # yaml, ckpt, CLIP config and weights, Wav2CLIP
