@@ -78,7 +78,9 @@ def read(frame: np.ndarray) -> Reading:
     bg_i, fg_i = order[0], order[1]
     if counts[fg_i + 1] == 0:  # one colour only: call it the foreground too
         fg_i = bg_i
-    mask = labels == fg_i if fg_i != bg_i else np.zeros(labels.shape, bool)
+    # The foreground is everything in a palette colour other than the background's: generated
+    # frames shade a shape in neighbouring colours (a pink-and-white checkerboard on blue).
+    mask = (labels != bg_i) & (labels >= 0) if fg_i != bg_i else np.zeros(labels.shape, bool)
     # A 3x3 majority smooths single-pixel speckle without moving edges.
     mask = ndimage.median_filter(mask.astype(np.uint8), size=3).astype(bool)
     # Signed mask for the pattern test: +1 foreground, -1 background, 0 anything else
