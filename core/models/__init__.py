@@ -47,7 +47,7 @@ def resolve_spec(name: str | None) -> ModelSetSpec:
         folder = toy_dir()
         if not (folder / MANIFEST).is_file():
             raise ConfigError(f"the toy model set is not in this install ({folder} has no {MANIFEST}); "
-                              "train it with `python scripts/train_toy.py` (about 35 min on 2 CPU cores)")
+                              "train it with `python scripts/train_toy.py` (about an hour on 2 CPU cores)")
         return spec_from_manifest(folder)
     if name == "tiny":
         folder = tiny_dir()
