@@ -156,7 +156,7 @@ def bench_render(models, preset, *, workdir: Path) -> dict:
         seconds = time.perf_counter() - t0
         with av.open(str(video)) as f:
             frames = [fr.to_ndarray(format="rgb24").astype(np.float32) for fr in f.decode(video=0)]
-        segs = json.loads(res.sidecar.read_text())["segments"]
+        segs = json.loads(res.sidecar_path.read_text())["segments"]
         seg_of = np.zeros(len(frames), int)
         for k, sgm in enumerate(segs):
             seg_of[int(round(sgm["start"] * settings.fps)):int(round(sgm["end"] * settings.fps))] = k
@@ -244,21 +244,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.json.is_file():  # keep sections measured by an earlier run
         result = {**json.loads(args.json.read_text()), **result}
     t0 = time.perf_counter()
+
+    def save() -> None:  # after every section: a later crash loses nothing measured
+        result["run_s"] = round(time.perf_counter() - t0, 1)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
     if "text" in args.sections:
         result["text"] = bench_text(models, encoders, preset, prompts=args.prompts, steps=STEPS)
+        save()
     if "audio" in args.sections:
         result["audio"] = bench_audio(models, encoders, preset, per_class=args.per_class, steps=STEPS)
+        save()
     if "render" in args.sections:
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="m2v-bench-") as tmp:
             result["render"] = bench_render(models, preset, workdir=Path(tmp))
+        save()
     if "presets" in args.sections:
         result["presets"] = bench_presets(models, encoders, prompts=args.preset_prompts,
                                           max_steps=args.preset_max_steps)
-    result["run_s"] = round(time.perf_counter() - t0, 1)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    save()
     for sec in ("text", "audio"):
         if sec in result:
             r = result[sec]
