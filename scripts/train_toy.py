@@ -124,6 +124,18 @@ def sound_batch(rng: np.random.Generator, n: int, *, seconds: float = 1.0):
 
 # -- stages -----------------------------------------------------------------------
 
+def _clip_input(clip):
+    """(mean, std, side) of the toy CLIP's input, from its config (what the loader reads too)."""
+    import torch
+
+    from core.models.toy import CLIP_CONFIG
+
+    pre = CLIP_CONFIG["preprocess_cfg"]
+    size = clip.visual.image_size
+    return (torch.tensor(pre["mean"]).view(1, 3, 1, 1), torch.tensor(pre["std"]).view(1, 3, 1, 1),
+            size[0] if isinstance(size, (tuple, list)) else int(size))
+
+
 def train_clip(clip, *, iters: int, batch: int, rng: np.random.Generator, lr: float = 1e-3):
     import torch
     import torch.nn.functional as F
@@ -134,10 +146,7 @@ def train_clip(clip, *, iters: int, batch: int, rng: np.random.Generator, lr: fl
     import open_clip
 
     tok = open_clip.get_tokenizer("ViT-B-32", context_length=clip.context_length)
-    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
-    size = clip.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    mean, std, size = _clip_input(clip)
     opt = torch.optim.AdamW(clip.parameters(), lr=lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=iters, pct_start=0.1)
     clip.train()
@@ -241,10 +250,7 @@ def concept_embeddings(clip, *, rng: np.random.Generator, per_class: int = 64):
 
     from core import toyworld as W
 
-    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
-    size = clip.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    mean, std, size = _clip_input(clip)
     out = []
     with torch.no_grad():
         for kind in W.SOUNDS:
@@ -292,10 +298,7 @@ def evaluate(clip, vq, audio, targets, *, rng: np.random.Generator) -> dict:
     import open_clip
 
     tok = open_clip.get_tokenizer("ViT-B-32", context_length=clip.context_length)
-    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
-    size = clip.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    mean, std, size = _clip_input(clip)
     prompts = W.all_prompts()
     with torch.no_grad():
         txt = F.normalize(clip.encode_text(tok([p.caption(with_background=False) for p in prompts])), dim=-1)
