@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from core.toyworld import COLOURS, OBJECTS, Scene
+from core.toyworld import COLOURS, Scene
 
 _NAMES = tuple(COLOURS)
 _PALETTE = np.array([COLOURS[n] for n in _NAMES], dtype=np.float32)
@@ -146,19 +146,5 @@ def parse_caption(text: str) -> Scene:
     return Scene(colours[0], shapes[0], bg)
 
 
-__all__ = ["Reading", "colour_labels", "matches", "parse_caption", "read", "OBJECTS"]
+__all__ = ["Reading", "colour_labels", "matches", "parse_caption", "read"]
 
-
-def steps_to_match(step, scene: Scene | str, *, max_steps: int, shape: bool = True,
-                   check_every: int = 1) -> tuple[int | None, np.ndarray | None]:
-    """Call ``step()`` (one optimizer step returning an (H, W, 3) uint8 frame) until the judge accepts.
-
-    Returns ``(steps taken when it first matched or None, the last frame)``;
-    keeps stepping to ``max_steps`` only while no match has been seen.
-    """
-    frame = None
-    for i in range(1, max_steps + 1):
-        frame = step()
-        if i % check_every == 0 and matches(frame, scene, shape=shape):
-            return i, frame
-    return None, frame
