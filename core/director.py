@@ -12,6 +12,9 @@ Rules, after the Music2Video paper and the live design:
   comes within ``refractory_s`` of the previous accepted onset (a detector
   double-trigger), or within ``min_scene_s`` of the last swap (scenes too short
   to show), or a lyric/prompt target is held.
+- With ``max_scene_s`` > 0, an audio scene that no accepted onset has renewed for
+  that long is renewed at the tick (the window ending then): sustained sound
+  (a pad, a drone) without attacks still moves the picture along.
 - Each swap records the target it replaces, so the engine can blend the two per
   the consistency mode: ``average`` is the paper's Eq. 2,
   ``target_t = (CLIP(p_{t-1}) + CLIP(p_t)) / 2``; ``l1`` pulls ``z_t`` towards
@@ -134,6 +137,7 @@ class Director:
         *,
         refractory_s: float = 0.25,
         min_scene_s: float = 0.5,
+        max_scene_s: float = 0.0,
         consistency: BlendMode = "average",
         quantize: ev.QuantizeMode = "off",
         beats_per_bar: int = 4,
@@ -142,10 +146,10 @@ class Director:
         onset_threshold: float | None = None,
         rate_range: tuple[float, float] | None = None,
     ) -> None:
-        if refractory_s < 0 or min_scene_s < 0:
+        if refractory_s < 0 or min_scene_s < 0 or max_scene_s < 0:
             raise ConfigError(
-                f"refractory_s={refractory_s!r}, min_scene_s={min_scene_s!r}: both must be >= 0 "
-                "seconds; use 0 to disable")
+                f"refractory_s={refractory_s!r}, min_scene_s={min_scene_s!r}, max_scene_s={max_scene_s!r}: "
+                "each must be >= 0 seconds; use 0 to disable")
         if consistency not in CONSISTENCY_MODES:
             raise ConfigError(f"consistency={consistency!r} is not one of {CONSISTENCY_MODES}")
         if quantize not in QUANTIZE_MODES:
@@ -154,6 +158,7 @@ class Director:
             raise ConfigError(f"beats_per_bar={beats_per_bar!r} must be an integer >= 1")
         self.refractory_s = float(refractory_s)
         self.min_scene_s = float(min_scene_s)
+        self.max_scene_s = float(max_scene_s)
         self.consistency: BlendMode = consistency
         self.beats_per_bar = int(beats_per_bar)
         self.bank: list[tuple[str, float]] = [(str(t), float(w)) for t, w in bank]
@@ -209,8 +214,12 @@ class Director:
             self._apply(event, now_s)
 
     def tick(self, now_s: float) -> list[TargetSwap]:
-        """Apply due quantized cues and expire lyrics up to ``now_s``; return new swaps."""
+        """Apply due quantized cues, expire lyrics and renew long audio scenes up to ``now_s``; return new swaps."""
         self._advance(now_s)
+        if self.max_scene_s > 0 and self._hold is None \
+                and now_s - (self._last_swap_s if self._last_swap_s is not None else 0.0) >= self.max_scene_s:
+            self._count("scene_renewed")
+            self._swap(now_s, kind="audio", text=None, audio_end_s=now_s)
         out, self._out = self._out, []
         return out
 

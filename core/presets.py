@@ -57,6 +57,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 AUBIO_ONSET_METHODS = ("energy", "hfc", "complex", "phase", "wphase", "specdiff", "kl", "mkl", "specflux")
 AUGMENTATIONS = ("flip", "affine", "perspective", "color", "noise", "erase")
 DEFAULT_AUGMENTATIONS = ("flip", "affine", "noise")
+SIZE_MIN, SIZE_MAX = 16, 2048  # pixels per side
+SIZE_FORMS = f"S or 'WxH' with each side {SIZE_MIN}..{SIZE_MAX}, e.g. 256 or 640x360"
 X264_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
 )
@@ -93,21 +95,21 @@ class ModelsSection(_Section):
         "default", min_length=1, allowed="'default', 'tiny', a registry name or a path", reload=True,
     )
     size: Union[int, str] = _f(
-        "output image size in pixels: one int for a square, or 'WxH' (VQGAN f16 works in multiples of 16)",
-        256, allowed="an int 16..2048 or 'WxH' with each side 16..2048", reload=True,
+        "output image size in pixels: S for a square, or 'WxH' (VQGAN f16 works in multiples of 16)",
+        256, allowed=SIZE_FORMS, reload=True,
     )
     device: str = _f(
         "compute device: auto picks cuda when present", "auto",
         allowed="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", reload=True,
     )
 
-    @field_validator("size")
+    @field_validator("size", mode="before")
     @classmethod
-    def _check_size(cls, value: int | str) -> int | str:
-        sides = _parse_size(value)
-        if sides is None or not all(16 <= s <= 2048 for s in sides):
-            raise ValueError("size must be an int 16..2048 or 'WxH' with each side 16..2048")
-        return value
+    def _check_size(cls, value: Any) -> int | str:
+        try:
+            return normalize_size(value)
+        except ValueError:
+            raise ValueError("not a size") from None  # the error report adds the value and SIZE_FORMS
 
     @field_validator("device")
     @classmethod
@@ -119,21 +121,31 @@ class ModelsSection(_Section):
     @property
     def size_wh(self) -> tuple[int, int]:
         """The size as (width, height) in pixels."""
-        sides = _parse_size(self.size)
-        assert sides is not None  # validated on construction
-        return sides
+        return parse_size(self.size)
 
 
-def _parse_size(value: Any) -> tuple[int, int] | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return (value, value)
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+def parse_size(value: Any) -> tuple[int, int]:
+    """An image size as (width, height) in pixels: ``64`` or ``"64"`` (a square) or ``"640x360"``.
+
+    The one reader of sizes: presets, show files, ``--size`` and OSC preset switches all come here.
+    Raises ValueError naming the accepted forms.
+    """
+    sides: tuple[int, int] | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        sides = (value, value)
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", value)
         if m:
-            return (int(m.group(1)), int(m.group(2)))
-    return None
+            sides = (int(m.group(1)), int(m.group(2) or m.group(1)))
+    if sides is None or not all(SIZE_MIN <= s <= SIZE_MAX for s in sides):
+        raise ValueError(f"size {value!r}: expected {SIZE_FORMS}")
+    return sides
+
+
+def normalize_size(value: Any) -> int | str:
+    """The stored form of a size: an int for a square (``"64"`` -> 64), else ``"WxH"``."""
+    w, h = parse_size(value)
+    return w if w == h else f"{w}x{h}"
 
 
 class GuidanceSection(_Section):
@@ -163,8 +175,9 @@ class GuidanceSection(_Section):
         "prompts selectable live by number key or OSC (entry 1 = key 1)", factory=list, max_length=100,
     )
     init: str = _f(
-        "initial image: 'random' latent, 'image' (the --init-image given on the CLI) or a path",
-        "random", min_length=1, allowed="'random', 'image' or a path to an image",
+        "initial image: 'random' latent or a path to an image (not read yet: every run starts from a "
+        "random latent)",
+        "random", min_length=1, allowed="'random' or a path to an image",
     )
 
     def augmentations(self) -> tuple[str, ...]:
@@ -206,6 +219,9 @@ class OnsetsSection(_Section):
                              ge=0.0, le=5.0)
     min_scene_s: float = _f("director: a scene (target) lasts at least this long before the next change",
                             0.5, ge=0.0, le=60.0)
+    max_scene_s: float = _f("director: with no accepted onset for this long, the audio target is renewed from "
+                            "the latest audio (sustained sound still moves the picture); 0 = onsets only",
+                            0.0, ge=0.0, le=600.0)
     silence_db: float = _f("blocks quieter than this (dBFS) produce no onsets", -70.0, ge=-120.0, le=0.0)
     quantize: Literal["off", "beat", "bar"] = _f(
         "apply cues at once, or at the next beat or bar", "off")

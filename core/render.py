@@ -32,6 +32,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from core.errors import ConfigError, InputError
+from core.presets import parse_size
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,10 @@ class RenderSettings:
             raise ConfigError(f"--consistency {self.consistency!r}: expected one of {', '.join(CONSISTENCY_MODES)}")
         if not 1 <= self.fps <= 240:
             raise ConfigError(f"--fps {self.fps}: expected 1..240")
-        if self.width < 16 or self.height < 16:
-            raise ConfigError(f"--size {self.width}x{self.height}: at least 16x16")
+        try:
+            parse_size(f"{self.width}x{self.height}")
+        except ValueError as exc:
+            raise ConfigError(f"--size: {exc}") from None
 
     def fingerprint(self, *, audio_sha: str, models: str, cues: Sequence) -> str:
         """Identifies a render, so --resume never mixes chunks of different settings."""

@@ -31,7 +31,7 @@ class LiveOptions:
     preset: str | None = None
     show: str | None = None
     models: str | None = None
-    size: str | None = None
+    size: int | str | None = None  # S or "WxH" (core.presets.parse_size)
     device: str = "auto"
     seed: int | None = None
     offline: bool = False
@@ -88,7 +88,7 @@ class LiveApp:
         overrides = {}
         if opts.models:
             overrides["models.set"] = opts.models
-        if opts.size:
+        if opts.size is not None:
             overrides["models.size"] = opts.size
         if opts.seed is not None:
             overrides["guidance.seed"] = opts.seed
@@ -134,6 +134,7 @@ class LiveApp:
         styles = [(p.text, p.weight) for p in preset.guidance.style_prompts]
         self.director = Director(
             refractory_s=preset.onsets.refractory_s, min_scene_s=preset.onsets.min_scene_s,
+            max_scene_s=preset.onsets.max_scene_s,
             consistency=preset.guidance.consistency, quantize=preset.onsets.quantize, bank=bank,
             style_prompts=styles, onset_threshold=preset.onsets.threshold,
             rate_range=(preset.rate.min_steps_per_s, preset.rate.max_steps_per_s),
@@ -405,6 +406,9 @@ class LiveApp:
             log.warning("preset %s: %s need a restart and were not applied", new.name, ", ".join(reload))
         self.preset = new
         self.director.rate_range = (new.rate.min_steps_per_s, new.rate.max_steps_per_s)
+        self.director.refractory_s = new.onsets.refractory_s
+        self.director.min_scene_s = new.onsets.min_scene_s
+        self.director.max_scene_s = new.onsets.max_scene_s
         self.features.set_threshold(new.onsets.threshold)
         self.effects.amounts = _effect_amounts(new.effects)
 

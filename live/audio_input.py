@@ -125,8 +125,10 @@ class SoundDeviceInput(AudioSource):
         channels = min(2, max_ch) if channels is None else channels
         if not 1 <= channels <= max_ch:
             raise DeviceError(f"{self.device_name} has {max_ch} input channels, asked for {channels}; "
-                              f"use --channels 1..{max_ch}")
-        sr = int(info["default_samplerate"]) if sr is None else int(sr)
+                              f"open it with channels=1..{max_ch}")
+        default_sr = int(info["default_samplerate"])
+        sr_hint = f"sr={default_sr} (its default rate), " if sr is not None and int(sr) != default_sr else ""
+        sr = default_sr if sr is None else int(sr)
         super().__init__(sr=sr, block=block, ring_s=ring_s)
         self.channels = channels
         self._mono = np.zeros(block, dtype=np.float32)
@@ -139,7 +141,8 @@ class SoundDeviceInput(AudioSource):
             )
         except (sd.PortAudioError, ValueError) as exc:
             raise DeviceError(f"cannot open {self.device_name} at {sr} Hz, {channels} ch, block {block}: "
-                              f"{exc}; try --sr {int(info['default_samplerate'])} or another device") from exc
+                              f"{exc}; try {sr_hint}another --block, or another device "
+                              "(--input INDEX, see `m2v devices`)") from exc
 
     def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread
         # Copy only: no logging, no locks, no arrays allocated (a view is not a copy).

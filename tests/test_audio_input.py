@@ -138,6 +138,41 @@ def test_open_input_dispatch_and_errors(tmp_path):
         open_input(str(bad))
 
 
+class _FakeSoundDevice(SimpleNamespace):
+    """sounddevice with one 2-channel 48 kHz input that refuses to open (the hardware's answer, faked)."""
+
+    class PortAudioError(Exception):
+        pass
+
+    def __init__(self):
+        super().__init__()
+        self.query_devices = lambda index, kind: {"name": "USB Mic", "hostapi": 0, "max_input_channels": 2,
+                                                  "default_samplerate": 48000.0}
+        self.query_hostapis = lambda index: {"name": "ALSA"}
+
+    def InputStream(self, **kwargs):  # noqa: N802 - sounddevice's name
+        raise self.PortAudioError("Invalid sample rate")
+
+
+def test_device_errors_name_the_fix_that_exists(monkeypatch):
+    import live.devices
+    from core.errors import DeviceError
+    from live.audio_input import SoundDeviceInput
+    from live.devices import InputDevice
+
+    monkeypatch.setitem(sys.modules, "sounddevice", _FakeSoundDevice())
+    monkeypatch.setattr(live.devices, "list_input_devices",
+                        lambda: [InputDevice(3, "USB Mic", "ALSA", 2, 48000.0, True)])
+    with pytest.raises(DeviceError, match=r"has 2 input channels, asked for 4; open it with channels=1\.\.2$"):
+        SoundDeviceInput(3, channels=4)
+    with pytest.raises(DeviceError) as exc:
+        SoundDeviceInput(3)  # the CLI's call: default rate, default channels
+    msg = str(exc.value)
+    assert "at 48000 Hz" in msg and "another --block" in msg and "--input INDEX" in msg and "sr=" not in msg
+    with pytest.raises(DeviceError, match=r"at 44100 Hz.*try sr=48000 \(its default rate\), another --block"):
+        SoundDeviceInput(3, sr=44100)
+
+
 JACK_SCRIPT = r"""
 import json, sys, time
 import numpy as np

@@ -212,3 +212,27 @@ def test_empty_lyric_clears():
     d.on_cue(ev.LyricCue("x"), now_s=0.0)
     d.on_cue(ev.LyricCue("  "), now_s=1.0)
     assert [s.kind for s in d.tick(1.0)] == ["lyric", "audio"] and d.held is None
+
+
+def test_max_scene_renews_a_sustained_audio_scene_but_not_a_held_lyric():
+    d = Director(refractory_s=0.0, min_scene_s=0.5, max_scene_s=4.0)
+    swaps = []
+    for k in range(1, 161):  # a frame tick every 0.1 s for 16 s; onsets at 1 s and 2 s only
+        t = round(0.1 * k, 1)
+        if t in (1.0, 2.0):
+            onsets(d, [t])
+        if t == 7.0:
+            d.on_cue(ev.LyricCue("a red circle", duration_s=4.0), now_s=t)
+        swaps += d.tick(t)
+    # before the first onset, 4 s of stream start the audio guidance; then 2 -> 6 renewed; the lyric
+    # holds 7..11, its expiry swaps back to audio at 11, renewed 4 s later at 15
+    assert [(s.time_s, s.kind) for s in swaps] == [
+        (1.0, "audio"), (2.0, "audio"), (6.0, "audio"), (7.0, "lyric"), (11.0, "audio"), (15.0, "audio")]
+    renewed = [s for s in swaps if s.time_s in (6.0, 15.0)]
+    assert all(s.audio_end_s == s.time_s for s in renewed)  # the window ending at the renewal
+    assert d.counters["scene_renewed"] == 2
+    off = Director(max_scene_s=0.0)
+    onsets(off, [1.0])
+    assert [s.time_s for s in off.tick(30.0)] == [1.0]  # 0: onsets only
+    with pytest.raises(ConfigError, match="max_scene_s"):
+        Director(max_scene_s=-1.0)

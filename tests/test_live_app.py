@@ -106,6 +106,20 @@ def test_osc_lyric_appears_as_a_lyric_swap(run_live):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("size, wh", [("64", [64, 64]), ("96x64", [96, 64])])
+def test_cli_size_takes_s_and_wxh(size, wh, tmp_path):
+    stats = tmp_path / "stats.json"
+    env = {**os.environ, "M2V_HOME": str(tmp_path / "home"), "SDL_VIDEODRIVER": "dummy"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "live.cli", "live", "--models", "tiny", "--input", "demo", "--headless",
+         "--duration", "2", "--size", size, "--stats", str(stats), "--osc-port", "0", "--offline"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = json.loads(stats.read_text())
+    assert s["size"] == wh and s["steps"] >= 1
+
+
+@pytest.mark.slow
 def test_hot_reload_applies_valid_edit_and_survives_invalid_one(tmp_path):
     preset = tmp_path / "mine.toml"
     preset.write_text('extends = "tiny"\n[effects]\npulse = 0.2\n')

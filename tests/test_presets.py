@@ -12,7 +12,7 @@ from core.errors import ConfigError
 from core import paths
 from core.paths import shipped_presets_dir, user_presets_dir
 from core.presets import (
-    Preset, apply_overrides, default_preset_name, list_presets, live_diff, load_preset,
+    Preset, apply_overrides, default_preset_name, list_presets, live_diff, load_preset, parse_size,
     schema_markdown, to_json, to_toml, validate_files,
 )
 
@@ -216,6 +216,39 @@ def test_size_and_rate_curve():
     with pytest.raises(ConfigError, match="models.size"):
         apply_overrides(Preset(), {"models.size": "320by192"})
     assert p.guidance.augmentations() == presets.DEFAULT_AUGMENTATIONS
+
+
+@pytest.mark.parametrize("value, wh", [
+    (64, (64, 64)), ("64", (64, 64)), ("96x64", (96, 64)), (" 640 X 360 ", (640, 360)), ("2048x16", (2048, 16)),
+])
+def test_parse_size_reads_s_and_wxh(value, wh):
+    assert parse_size(value) == wh
+
+
+@pytest.mark.parametrize("value", [8, "8", "64y", "x64", "64x", "64x64x64", "4096", "0x64", 64.0, True, None, ""])
+def test_parse_size_rejects_with_the_forms(value):
+    with pytest.raises(ValueError, match=r"expected S or 'WxH' with each side 16\.\.2048, e.g\. 256 or 640x360"):
+        parse_size(value)
+
+
+@pytest.mark.parametrize("toml, stored, wh", [
+    ("size = 64", 64, (64, 64)), ('size = "64"', 64, (64, 64)), ('size = "640x360"', "640x360", (640, 360)),
+    ('size = "96X96"', 96, (96, 96)),
+])
+def test_preset_size_forms(toml, stored, wh, m2v_home):
+    write(m2v_home / "presets" / "sized.toml", f'extends = "cpu"\n[models]\n{toml}\n')
+    p = load_preset("sized")
+    assert p.models.size == stored and p.models.size_wh == wh
+    assert live_diff(p, apply_overrides(p, {"models.size": f"{wh[0]}x{wh[1]}"})) == ([], [])  # same size, no reload
+
+
+@pytest.mark.parametrize("toml", ['size = "64y"', "size = 8", 'size = "4096x64"', "size = 64.5"])
+def test_bad_preset_size_names_file_field_and_forms(toml, m2v_home):
+    path = write(m2v_home / "presets" / "badsize.toml", f"[models]\n{toml}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_preset("badsize")
+    msg = str(exc.value)
+    assert str(path) in msg and "models.size" in msg and "S or 'WxH' with each side 16..2048" in msg
 
 
 @pytest.mark.parametrize("name", [p.stem for p in SHIPPED])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,12 @@ def _ffprobe(path):
                           "stream=codec_type,codec_name,nb_read_frames:format=duration", "-of", "json", str(path)],
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out)
+
+
+def _ffprobe_size(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "stream=width,height",
+                          "-of", "json", str(path)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["streams"]
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +177,30 @@ def test_cli_render_refuses_unwritable_output_before_work(song, tmp_path):
                            str(tmp_path / "missing-dir" / "x.mp4"), "--models", "tiny", "--offline"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_render_size_wxh(song, tmp_path):
+    audio, _, _ = song
+    out = tmp_path / "sized.mp4"
+    proc = subprocess.run([sys.executable, "-m", "live.cli", "render", str(audio), "--out", str(out),
+                           "--models", "tiny", "--offline", "--size", "96x64", "--fps", "10", "--min-ips", "1",
+                           "--max-ips", "2", "--cutouts", "1", "--no-progress"],
+                          cwd=REPO, env={**os.environ, "M2V_HOME": str(tmp_path / "home")},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (video,) = _ffprobe_size(out)
+    assert (video["width"], video["height"]) == (96, 64)
+    settings = json.loads(out.with_suffix(".json").read_text())["settings"]
+    assert (settings["width"], settings["height"]) == (96, 64)
+
+
+def test_cli_render_bad_size_names_the_forms(song, tmp_path):
+    audio, _, _ = song
+    proc = subprocess.run([sys.executable, "-m", "live.cli", "render", str(audio), "--size", "96by64"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--size: size '96by64': expected S or 'WxH'" in proc.stderr
 
 
 def test_cli_render_bad_lyrics_line_number(song, tmp_path):

@@ -45,6 +45,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, models: bool = True
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
 
 
+def size_arg(text: str) -> int | str:
+    """``--size`` type: ``S`` or ``WxH``, checked by the presets' one size parser, in its stored form."""
+    from core.presets import normalize_size
+
+    try:
+        return normalize_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _load(name: str):
     return importlib.import_module(f"live.cli.{name}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from live.cli import add_common_arguments
+from live.cli import add_common_arguments, size_arg
 
 HELP = "run live: audio in -> onsets/intensity -> CLIP-guided VQGAN -> fullscreen (and a recording)"
 
@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=None, help="preset name or .toml path (default: club with a GPU, cpu without)")
     parser.add_argument("--show", default=None, help="show file (setlist) with per-song presets and lyric cues")
     add_common_arguments(parser)
-    parser.add_argument("--size", default=None, help="image size S or WxH (multiples of 16; default from the preset)")
+    parser.add_argument("--size", type=size_arg, default=None,
+                        help="image size S or WxH (multiples of 16; default from the preset)")
     parser.add_argument("--display", type=int, default=0, help="display (screen) index for fullscreen")
     parser.add_argument("--windowed", action="store_true", help="a window instead of fullscreen")
     parser.add_argument("--headless", action="store_true", help="no window (servers, tests)")

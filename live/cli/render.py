@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from live.cli import add_common_arguments
+from live.cli import add_common_arguments, size_arg
 
 HELP = "render the Music2Video music video offline: audio file (+ timed lyrics) in, MP4 out"
 
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="global style prompt mixed into every segment's target (repeatable)")
     parser.add_argument("--preset", default="paper", help="preset name or path (default: paper)")
     add_common_arguments(parser)
-    parser.add_argument("--size", default=None, help="WxH or S (default from the preset)")
+    parser.add_argument("--size", type=size_arg, default=None, help="image size S or WxH (default from the preset)")
     parser.add_argument("--fps", type=int, default=None, help="output frame rate (default from the preset, 30)")
     parser.add_argument("--out", default=None, metavar="OUT.mp4", help="output video (default: AUDIO name + .mp4)")
     parser.add_argument("--segments", choices=("beats", "onsets"), default=None, help="scene segmentation")
@@ -33,25 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _size(text: str) -> tuple[int, int]:
-    from core.errors import ConfigError
-
-    try:
-        if "x" in text.lower():
-            w, h = (int(v) for v in text.lower().split("x"))
-        else:
-            w = h = int(text)
-    except ValueError:
-        raise ConfigError(f"--size {text!r}: expected S or WxH, e.g. 256 or 384x256") from None
-    return w, h
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core.lyrics import parse_lyrics
     from core.models import load_models
-    from core.presets import load_preset
+    from core.presets import load_preset, parse_size
     from core.render import RenderSettings, render
     from core.video import check_writable
 
@@ -59,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.audio).with_suffix(".mp4")
     check_writable(out)  # before loading models or analysing anything
     cues = parse_lyrics(args.lyrics) if args.lyrics else []
-    w, h = _size(args.size) if args.size else preset.models.size_wh
+    w, h = parse_size(args.size) if args.size is not None else preset.models.size_wh
     r, g = preset.render, preset.guidance
     settings = RenderSettings(
         width=w, height=h, fps=args.fps or r.fps, segments=args.segments or r.segments, rate=args.rate or r.rate,
