@@ -39,7 +39,10 @@ class ChunkWriter:
         self._stream = self._container.add_stream("libx264", rate=fps)
         self._stream.width, self._stream.height = self.width, self.height
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": x264_preset}
+        # No B-frames: every chunk's decode order is its display order (dts == pts), so chunks join
+        # with rising timestamps whatever their lengths.  With B-frames a short chunk encodes without
+        # reordering and the next one starts with a negative dts, below the short chunk's last.
+        self._stream.options = {"crf": str(crf), "preset": x264_preset, "bf": "0"}
         self._stream.codec_context.time_base = Fraction(1, fps)
         self.frames = 0
 
