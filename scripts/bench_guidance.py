@@ -168,20 +168,39 @@ def bench_render(models, preset, *, workdir: Path) -> dict:
             sel = [frames[i] for i in range(len(frames)) if seg_of[i] == k]
             return float(np.mean([judge.matches(f.astype(np.uint8), RENDER_LYRIC[0], shape=False) for f in sel]))
 
+        def ends_on(k: int, caption) -> bool:  # the segment's last frame, in the caption's colour
+            last = max(i for i in range(len(frames)) if seg_of[i] == k)
+            return bool(judge.matches(frames[last].astype(np.uint8), caption, shape=False))
+
+        # Audio segments: does each end on its section's paired colour?  (Section by the segment's middle.)
+        audio_ends = []
+        for k, sgm in enumerate(segs):
+            if sgm["guidance"] != "audio":
+                continue
+            mid = (sgm["start"] + sgm["end"]) / 2
+            kind = next((name for a, b, name in spans if a <= mid < b), None)
+            if kind is not None:
+                audio_ends.append({"segment": k, "sound": kind, "ok": ends_on(k, W.SOUND_CONCEPTS[kind])})
+
         out[mode] = {
             "segments": len(segs), "frames": len(frames), "render_s": round(seconds, 1),
             "change_at_boundaries": float(diffs[boundary].mean()), "change_within": float(diffs[~boundary].mean()),
             "boundary_over_within": float(diffs[boundary].mean() / max(diffs[~boundary].mean(), 1e-9)),
             "lyric_segment": {"start": segs[li]["start"], "end": segs[li]["end"],
                               "iterations": segs[li]["iterations"],
+                              "ends_in_lyric_colour": ends_on(li, RENDER_LYRIC[0]),
                               "frames_in_lyric_colour": lyric_share(li),
                               "next_segment_frames_in_lyric_colour": lyric_share(min(li + 1, len(segs) - 1))},
+            "audio_segments_end_on_paired_colour": sum(r["ok"] for r in audio_ends) / max(len(audio_ends), 1),
+            "audio_segments": audio_ends,
         }
         log.info("render %-7s boundary %.2f within %.2f (x%.2f); lyric colour in %.0f%% of its frames, "
-                 "%.0f%% of the next segment's", mode, out[mode]["change_at_boundaries"],
+                 "%.0f%% of the next segment's; ends on it: %s; audio segments end on their colour: %.0f%%", mode, out[mode]["change_at_boundaries"],
                  out[mode]["change_within"], out[mode]["boundary_over_within"],
                  100 * out[mode]["lyric_segment"]["frames_in_lyric_colour"],
-                 100 * out[mode]["lyric_segment"]["next_segment_frames_in_lyric_colour"])
+                 100 * out[mode]["lyric_segment"]["next_segment_frames_in_lyric_colour"],
+                 out[mode]["lyric_segment"]["ends_in_lyric_colour"],
+                 100 * out[mode]["audio_segments_end_on_paired_colour"])
     return out
 
 
@@ -269,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     for sec in ("text", "audio"):
         if sec in result:
             r = result[sec]
-            print(f"{sec}: colour {r['colour_agree']:.0%}, shape {r['shape_agree']:.0%}"
+            print(f"{sec}: colour {r['colour_agree']:.0%}, shape {r.get('shape_agree', float('nan')):.0%}"
                   + (f", both {r['both_agree']:.0%} of {r['prompts']} prompts" if sec == "text" else
                      f" of {r['renderings']} renderings"))
     print(f"wrote {args.json}")
