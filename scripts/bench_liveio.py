@@ -1,6 +1,6 @@
 """Cost of the live I/O hot paths on this machine: a table on stdout and JSON to a file.
 
-    python scripts/bench_liveio.py [--out bench_liveio.json] [--seconds 1.0]
+    python scripts/bench_liveio.py [--out OUT.json] [--seconds 1.0]   # default: results/bench_liveio.json
 
 Measures: the ring buffer write (the audio callback's whole job), the fast-path
 effects at several frame sizes, presenting a frame scaled to 1920x1080 through
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
@@ -102,7 +103,8 @@ def bench_recorder(seconds: float) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="bench_liveio.json")
+    ap.add_argument("--out", type=Path, default=REPO / "results" / "bench_liveio.json",
+                    help="write the results here (default: results/bench_liveio.json)")
     ap.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
     args = ap.parse_args()
     results = {
@@ -125,7 +127,8 @@ def main() -> int:
     print(f"recorder: {r['encode_fps_512x512']:.0f} fps encode at 512x512 (H.264 veryfast + AAC), "
           f"write_frame {r['write_frame_ms']:.2f} ms, dropped {r['dropped']}")
     print(f"display driver: {results['display']['driver']}")
-    Path(args.out).write_text(json.dumps(results, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 

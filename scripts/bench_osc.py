@@ -1,11 +1,13 @@
 """Benchmark the OSC control path: UDP send → cue queued → director swap.
 
-Prints a table and writes JSON.  Latency is measured per cue from just before
-``sendto`` to the moment the listener queued it (the app then applies queued
-cues on its next frame, so arrival → swap is this plus at most one frame).
-Per-packet cost is the listener's routing work on valid and on random packets; the\nflood sends random datagrams over UDP and checks a cue still lands afterwards.
+Prints a table and writes JSON (default: results/bench_osc.json).  Latency is
+measured per cue from just before ``sendto`` to the moment the listener queued it
+(the app then applies queued cues on its next frame, so arrival → swap is this
+plus at most one frame).  Per-packet cost is the listener's routing work on valid
+and on random packets; the flood sends random datagrams over UDP and checks a cue
+still lands afterwards.
 
-    python scripts/bench_osc.py [--cues 2000] [--flood 20000] [--json bench_osc.json]
+    python scripts/bench_osc.py [--cues 2000] [--flood 20000] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
@@ -112,7 +115,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cues", type=int, default=2000)
     ap.add_argument("--flood", type=int, default=20000)
-    ap.add_argument("--json", default="bench_osc.json")
+    ap.add_argument("--json", type=Path, default=REPO / "results" / "bench_osc.json",
+                    help="write the results here (default: results/bench_osc.json)")
     args = ap.parse_args()
     res = {"latency": latency(args.cues),
            "cost_valid": per_packet_cost(args.flood, malformed=False),
@@ -130,7 +134,8 @@ def main() -> int:
     f = res["flood"]
     print(f"{'UDP flood: handled / sent (kernel drops)':40s} {f['handled']:>6d}/{f['sent']:<5d}")
     print(f"{'UDP flood: alive, next cue landed':40s} {str(f['listener_alive_and_cue_landed']):>12s}")
-    Path(args.json).write_text(json.dumps(res, indent=2))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(res, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0
 
