@@ -203,10 +203,14 @@ class RateSection(_Section):
                 f"({self.max_steps_per_s})")
         return self
 
-    def steps_per_s(self, *, intensity: float) -> float:
-        """The optimizer rate for a 0..1 intensity (clipped into 0..1)."""
+    def steps_per_s(self, *, intensity: float, rate_range: tuple[float, float] | None = None) -> float:
+        """The optimizer rate for a 0..1 intensity (clipped into 0..1).
+
+        ``rate_range`` replaces (min, max) when a live control (``/m2v/rate``) moved them.
+        """
+        lo, hi = rate_range or (self.min_steps_per_s, self.max_steps_per_s)
         i = min(max(float(intensity), 0.0), 1.0)
-        return self.min_steps_per_s + (self.max_steps_per_s - self.min_steps_per_s) * i**self.curve_gamma
+        return lo + (hi - lo) * i**self.curve_gamma
 
 
 class OnsetsSection(_Section):

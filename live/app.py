@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +160,8 @@ class LiveApp:
         self.effects = Effects(_effect_amounts(preset.effects))
         self.recorder = None
         self.record_path = opts.record
+        self.recordings: list[dict] = []  # {"path", "recorder"}, in the order they started
+        self._finishing: list[threading.Thread] = []
         self.display = self._open_display()
         self._stop_requested = False
         self._record_errors: list[str] = []
@@ -172,16 +175,27 @@ class LiveApp:
             return HeadlessDisplay(fps_limit=None)  # the app loop paces itself
         return PygameDisplay(display_index=self.opts.display, fullscreen=not self.opts.windowed, fps_limit=None)
 
+    def _next_record_path(self) -> Path:
+        """``--record``'s path for the first recording; later ones (R key, ``/m2v/record 1``) never overwrite it."""
+        first = Path(self.record_path or time.strftime("m2v-%Y%m%d-%H%M%S.mp4"))
+        used = {r["path"] for r in self.recordings}
+        path, k = first, 1
+        while str(path) in used or (k > 1 and path.exists()):
+            k += 1
+            path = first.with_name(f"{first.stem}-{k}{first.suffix}")
+        return path
+
     def _start_recording(self) -> None:
         from live.recorder import Recorder
 
         if self.recorder is not None:
             return
-        path = self.record_path or time.strftime("m2v-%Y%m%d-%H%M%S.mp4")
+        path = self._next_record_path()
         rec = self.preset.record
         self.recorder = Recorder(path, fps=rec.fps, sr=self.source.sr, crf=rec.crf, preset=rec.preset,
                                  audio_bitrate=rec.audio_bitrate_kbps * 1000)
         self.recorder.start()
+        self.recordings.append({"path": str(path), "recorder": self.recorder})
         self.features.audio_listeners.append(self._record_audio)
         log.info("recording to %s", path)
 
@@ -191,13 +205,28 @@ class LiveApp:
             rec.write_audio(block, t_s)
 
     def _stop_recording(self) -> None:
+        """Stop taking frames and sound at once; the encoder finishes the file on a thread of its own.
+
+        Finishing (encoding what is queued, writing the trailer) can take seconds on
+        a loaded machine, and the display thread must not wait for it.
+        :meth:`_finish_recordings` joins these threads when the show ends.
+        """
         rec, self.recorder = self.recorder, None
         if rec is None:
             return
         if self._record_audio in self.features.audio_listeners:
             self.features.audio_listeners.remove(self._record_audio)
-        rec.stop()
-        self.last_recorder = rec
+        t = threading.Thread(target=rec.stop, name=f"m2v-finish-{Path(rec.path).name}", daemon=True)
+        t.start()
+        self._finishing.append(t)
+
+    def _finish_recordings(self, timeout_s: float = 60.0) -> None:
+        self._stop_recording()
+        deadline = time.perf_counter() + timeout_s
+        for t in self._finishing:
+            t.join(max(0.0, deadline - time.perf_counter()))
+            if t.is_alive():
+                log.warning("%s did not finish within %.0f s", t.name, timeout_s)
 
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
         self._stop_requested = True
@@ -214,7 +243,6 @@ class LiveApp:
                 prev_handlers[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # not the main thread (tests)
                 pass
-        self.last_recorder = None
         self.cue_latencies_ms: list[float] = []
         # cue -> first presented frame the independent judge accepts (toy models only; see _watch_cue)
         self.cue_visible_ms: list[float] = []
@@ -228,6 +256,8 @@ class LiveApp:
         last_threshold = self.director.onset_threshold
         last_feedback = 0.0
         if opts.record:
+            # --record starts the show recording; the R key and /m2v/record 0 can stop it like any other
+            self.director.recording = True
             self._start_recording()
         self.osc.start()
         self.watcher.start()
@@ -279,13 +309,12 @@ class LiveApp:
                     last_threshold = self.director.onset_threshold
                     self.features.set_threshold(last_threshold)
                 intensity = self.director.effective_intensity
-                lo, hi = self.director.rate_range
-                gamma = self.preset.rate.curve_gamma
-                self.worker.rate_hz = lo + (hi - lo) * float(np.clip(intensity, 0, 1)) ** gamma
-                self.worker.paused = self.director.frozen
+                self.worker.set_rate(self.preset.rate.steps_per_s(intensity=intensity,
+                                                                  rate_range=self.director.rate_range))
+                self.worker.set_paused(self.director.frozen)
                 if self.director.recording and self.recorder is None:
                     self._start_recording()
-                elif not self.director.recording and self.recorder is not None and not opts.record:
+                elif not self.director.recording and self.recorder is not None:
                     self._stop_recording()
 
                 item, _ = self.worker.frames.get()  # ((frame, step), version)
@@ -344,7 +373,7 @@ class LiveApp:
             self.worker.stop()
             self.osc.stop()
             self.watcher.stop()
-            self._stop_recording()
+            self._finish_recordings()
             self.display.close()
             if self.feedback is not None:
                 self.feedback.close()
@@ -421,16 +450,19 @@ class LiveApp:
         lines = [x for x in (self.source.check(), *self._record_errors[-1:], self.worker.degraded,
                              preset_error and f"preset: {preset_error}") if x]
         return {
-            "fps": fps, "steps_per_s": self.worker.steps_per_s, "flat_out": self.worker.flat_out,
+            "fps": fps, "steps_per_s": self.worker.steps_per_s,
+            # flat out: the hardware is slower than the rate the music asks for
+            "steps_note": "flat out" if self.worker.flat_out else None,
             "intensity": self.director.effective_intensity, "onset": self.pulse.value(time.perf_counter()),
             "guidance": f"{cur.kind}: {cur.text or ''}", "dropped": self.source.dropped,
-            "recording": self.recorder is not None, "error": " | ".join(lines) or None,
+            "recording": self.recorder is not None, "frozen": self.director.frozen,
+            "error": " | ".join(lines) or None,
         }
 
     def _stats(self, run_s: float, present_times: list[float], latencies_ms: list[float]) -> dict:
         intervals = np.diff(present_times) if len(present_times) > 1 else np.array([])
         fps = 1.0 / intervals[intervals > 0] if intervals.size else np.array([])
-        rec = self.last_recorder
+        recs = [r["recorder"] for r in self.recordings]
         steps = int(self.worker.counters["steps"])
         return {
             "run_s": run_s,
@@ -442,8 +474,10 @@ class LiveApp:
             "steps_per_s": steps / run_s if run_s > 0 else 0.0,
             "display_fps": {"mean": float(len(present_times) / run_s) if run_s else 0.0,
                             "p5": _percentile(fps, 5)},
-            "recorder_frames": rec.frames if rec is not None else 0,
-            "recorder_dropped": rec.dropped if rec is not None else 0,
+            "recorder_frames": sum(r.frames for r in recs),
+            "recorder_dropped": sum(r.dropped for r in recs),
+            "recordings": [{"path": r["path"], "frames": r["recorder"].frames, "dropped": r["recorder"].dropped,
+                            "error": r["recorder"].check()} for r in self.recordings],
             "latency_ms": {"median": _percentile(latencies_ms, 50), "p95": _percentile(latencies_ms, 95)},
             "cue_latency_ms": {"count": len(self.cue_latencies_ms),
                                "median": _percentile(self.cue_latencies_ms, 50),

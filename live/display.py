@@ -36,6 +36,36 @@ from core.errors import DeviceError
 log = logging.getLogger(__name__)
 
 ACTIONS = ("quit", "fullscreen", "hud", "freeze", "record", *(f"bank{i}" for i in range(1, 10)))
+#: Every key a HUD dict may hold (see the module docstring).  ``show`` rejects any other key, so an
+#: app that sends a key no display reads fails in the first test that shows a frame.
+HUD_KEYS = frozenset({"fps", "steps_per_s", "steps_note", "intensity", "onset", "guidance", "dropped",
+                      "recording", "frozen", "error", "lines"})
+
+
+def check_hud(hud: dict[str, Any] | None) -> None:
+    """Raise ValueError for HUD keys that no display reads."""
+    if hud is not None and not HUD_KEYS.issuperset(hud):
+        unknown = sorted(set(hud) - HUD_KEYS)
+        raise ValueError(f"unknown HUD keys {unknown}; a display reads only {sorted(HUD_KEYS)}")
+
+
+def hud_lines(hud: dict[str, Any], *, fps: float = 0.0) -> list[str]:
+    """The HUD's text lines, top to bottom (the meters and the error line are drawn apart)."""
+    first = f"{hud.get('fps', fps):5.1f} fps"
+    if "steps_per_s" in hud:
+        first += f"   {hud['steps_per_s']:5.1f} steps/s"
+    if hud.get("steps_note"):
+        first += f" ({hud['steps_note']})"
+    lines = [first]
+    if hud.get("guidance"):
+        lines.append(f"target: {hud['guidance']}"[:80])
+    if hud.get("dropped"):
+        lines.append(f"audio dropped: {hud['dropped']} blocks")
+    flags = [name for name, key in (("REC", "recording"), ("FROZEN", "frozen")) if hud.get(key)]
+    if flags:
+        lines.append("  ".join(flags))
+    lines.extend(hud.get("lines", []))
+    return lines
 
 
 class Display:
@@ -123,6 +153,7 @@ class HeadlessDisplay(Display):
         self.last_hud: dict[str, Any] | None = None
 
     def show(self, frame: np.ndarray, hud: dict[str, Any] | None = None) -> None:
+        check_hud(hud)
         self._pacer.wait()
         self.last_frame = frame
         self.last_hud = hud
@@ -237,6 +268,7 @@ class PygameDisplay(Display):
 
     def show(self, frame: np.ndarray, hud: dict[str, Any] | None = None) -> None:
         pg = self._pg
+        check_hud(hud)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"frame must be HxWx3 uint8, got {frame.dtype} {frame.shape}")
         h, w = frame.shape[:2]
@@ -268,21 +300,7 @@ class PygameDisplay(Display):
         if self._font is None:
             self._font = pg.font.Font(None, max(18, sh // 36))  # pygame's bundled font
         line_h = self._font.get_linesize()
-        fps = hud.get("fps", self.current_fps())
-        first = f"{fps:5.1f} fps"
-        if "steps_per_s" in hud:
-            first += f"   {hud['steps_per_s']:5.1f} steps/s"
-        if hud.get("steps_note"):
-            first += f" ({hud['steps_note']})"
-        lines = [first]
-        if hud.get("guidance"):
-            lines.append(f"target: {hud['guidance']}"[:80])
-        if hud.get("dropped"):
-            lines.append(f"audio dropped: {hud['dropped']} blocks")
-        flags = [name for name, key in (("REC", "recording"), ("FROZEN", "frozen")) if hud.get(key)]
-        if flags:
-            lines.append("  ".join(flags))
-        lines.extend(hud.get("lines", []))
+        lines = hud_lines(hud, fps=self.current_fps())
 
         pad = line_h // 3
         meter_h = line_h // 2

@@ -1,21 +1,30 @@
 """Optimizer worker stage: the one thread that waits on the GPU.
 
 Takes the newest target from the embedder, runs latent optimization steps at a
-rate set by the music's intensity (``rate_hz``, updated by the app every frame),
-and publishes each new frame to a latest-value slot.  Where the hardware is
-slower than the asked rate it runs flat out and says so (``flat_out``).  On an
-accelerator out-of-memory it halves the cutouts, then the size, and goes on.
+rate set by the music's intensity (:meth:`OptimizerWorker.set_rate`, called by
+the app every display frame), and publishes each new frame to a latest-value
+slot.  Between steps it waits on one Event that a new target, a freeze or
+unfreeze (:meth:`OptimizerWorker.set_paused`), a faster rate and ``stop`` all
+set: a cue or a freeze acts at once, not after the rest of a slow rate's step
+budget.  Where the hardware is slower than the asked rate it runs flat out and
+says so (``flat_out``).  On an accelerator out-of-memory it halves the cutouts,
+then the size, and goes on.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import math
+import threading
 import time
 
 from core.errors import OutOfMemoryError
 from live.stage import LatestSlot, Stage
 
 log = logging.getLogger(__name__)
+
+_IDLE_WAIT_S = 0.25  # with no target or paused: a wake-up also comes from every put and setter
 
 
 class OptimizerWorker(Stage):
@@ -26,18 +35,49 @@ class OptimizerWorker(Stage):
         self.optimizer = optimizer
         self.targets = targets
         self.frames: LatestSlot = LatestSlot()  # (frame uint8 HWC, step number)
-        self.rate_hz = rate_hz
-        self.paused = False
+        self._rate_hz = float(rate_hz)
+        self._paused = False
+        self._wake = threading.Event()
+        targets.add_waker(self._wake)
         self.flat_out = False
         self.steps_per_s = 0.0
         self.last_loss = float("nan")
         self.degraded: str | None = None
-        self._step_times: list[float] = []
+        self._step_times: collections.deque[float] = collections.deque(maxlen=512)
+
+    # --- control (any thread) -----------------------------------------------------------
+
+    @property
+    def rate_hz(self) -> float:
+        return self._rate_hz
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def set_rate(self, hz: float) -> None:
+        """Steps per second to aim for; a faster rate takes effect before the current wait ends."""
+        old, self._rate_hz = self._rate_hz, float(hz)
+        if self._rate_hz > old:
+            self._wake.set()
+
+    def set_paused(self, paused: bool) -> None:
+        """Freeze (no steps; the last frame stays) or go on, at once."""
+        if bool(paused) != self._paused:
+            self._paused = bool(paused)
+            self._wake.set()
+
+    def on_stop(self) -> None:
+        self._wake.set()
+
+    # --- the loop -----------------------------------------------------------------------
 
     def run(self) -> None:
         self.frames.put((self.optimizer.frame(), 0))
         version, target = 0, None
+        last_start = -math.inf
         while not self.stopping.is_set():
+            self._wake.clear()  # before reading the state: a change after this wakes the wait below
             got, v = self.targets.get()
             if v != version:
                 version = v
@@ -46,10 +86,17 @@ class OptimizerWorker(Stage):
                     if l1_anchor:
                         self.optimizer.set_anchor()
                     self.counters["target_changes"] += 1
-            if target is None or self.paused or self.rate_hz <= 0:
-                self.stopping.wait(0.01)
+                    last_start = -math.inf  # a new target is stepped towards at once
+            rate = self._rate_hz
+            if target is None or self._paused or rate <= 0:
+                self._wake.wait(_IDLE_WAIT_S)
                 continue
             t0 = time.perf_counter()
+            due = last_start + 1.0 / rate
+            if t0 < due:
+                self._wake.wait(due - t0)
+                continue
+            last_start = t0
             try:
                 res = self.optimizer.step(target)
             except OutOfMemoryError as exc:
@@ -59,14 +106,12 @@ class OptimizerWorker(Stage):
             self.last_loss = res.loss
             self.frames.put((res.frame, self.counters["steps"]))
             now = time.perf_counter()
+            self.flat_out = now - t0 > 1.0 / rate
             self._step_times.append(now)
-            self._step_times = [t for t in self._step_times if now - t < 2.0]
+            while now - self._step_times[0] > 2.0:
+                self._step_times.popleft()
             if len(self._step_times) > 1:
                 self.steps_per_s = (len(self._step_times) - 1) / (self._step_times[-1] - self._step_times[0])
-            budget = 1.0 / self.rate_hz - (now - t0)
-            self.flat_out = budget < 0
-            if budget > 0:
-                self.stopping.wait(budget)
 
     def _shrink(self, exc: Exception) -> None:
         opt = self.optimizer

@@ -70,12 +70,20 @@ class LatestSlot(Generic[T]):
         self._value = value
         self._version = 0
         self._changed = threading.Condition(self._lock)
+        self._wakers: list[threading.Event] = []
+
+    def add_waker(self, event: threading.Event) -> None:
+        """Set ``event`` on every put: a reader that waits on several things waits on one Event."""
+        with self._lock:
+            self._wakers.append(event)
 
     def put(self, value: T) -> None:
         with self._lock:
             self._value = value
             self._version += 1
             self._changed.notify_all()
+            for event in self._wakers:
+                event.set()
 
     def get(self) -> tuple[T | None, int]:
         """The value and its version (incremented on every put)."""
