@@ -21,6 +21,10 @@ import numpy as np
 
 from core.errors import ConfigError
 from core.events import Beat, Intensity, Onset
+from core.presets import IntensitySection, OnsetsSection
+
+# The preset schema is the one source of defaults: the constructor's are read from it.
+_ONSETS, _INTENSITY = OnsetsSection(), IntensitySection()
 
 __all__ = ["AdaptiveNormalizer", "StreamingAnalyzer", "ONSET_METHODS"]
 
@@ -70,15 +74,29 @@ class AdaptiveNormalizer:
         self.low_pct, self.high_pct = float(low_pct), float(high_pct)
         self.min_range_db = float(min_range_db)
         self.floor_db = float(floor_db)
-        self.attack_s, self.release_s = float(attack_s), float(release_s)
-        frame_s = 1.0 / self.rate_hz
-        # One-pole coefficients; a time of 0 means "follow at once".
-        self._a_attack = 1.0 - math.exp(-frame_s / attack_s) if attack_s > 0 else 1.0
-        self._a_release = 1.0 - math.exp(-frame_s / release_s) if release_s > 0 else 1.0
+        self.set_smoothing(attack_s, release_s)
         self._history = np.zeros(max(1, int(round(window_s * rate_hz))), dtype=np.float32)
         # Percentiles cost ~0.1 ms on a 20 s history: refresh them a few times a second, not per frame.
         self._refresh_every = max(1, int(round(refresh_s * rate_hz)))
         self.reset()
+
+    def set_smoothing(self, attack_s: float, release_s: float) -> None:
+        """Rise and fall time constants (s); 0 follows at once."""
+        if attack_s < 0 or release_s < 0:
+            raise ConfigError(f"attack_s={attack_s!r}, release_s={release_s!r} must be >= 0")
+        self.attack_s, self.release_s = float(attack_s), float(release_s)
+        frame_s = 1.0 / self.rate_hz
+        # One-pole coefficients.
+        self._a_attack = 1.0 - math.exp(-frame_s / attack_s) if attack_s > 0 else 1.0
+        self._a_release = 1.0 - math.exp(-frame_s / release_s) if release_s > 0 else 1.0
+
+    def set_percentiles(self, low_pct: float, high_pct: float) -> None:
+        """The history percentiles mapped to 0 and 1 (applied at the next refresh)."""
+        if not 0 <= low_pct < high_pct <= 100:
+            raise ConfigError(f"percentiles low={low_pct!r}, high={high_pct!r}: need 0 <= low < high <= 100")
+        self.low_pct, self.high_pct = float(low_pct), float(high_pct)
+        if self._n:
+            self._refresh()
 
     def reset(self) -> None:
         """Forget the history and the smoothed value."""
@@ -130,14 +148,16 @@ class StreamingAnalyzer:
         self,
         *,
         sr: int,
-        hop: int = 256,
-        onset_method: str = "energy",
-        onset_threshold: float = 0.3,
-        min_ioi_s: float = 0.05,  # 50 ms: faster than any musical onset rate we need to follow
-        silence_db: float = -60.0,
-        intensity_window_s: float = 20.0,
-        attack_s: float = 0.02,
-        release_s: float = 0.3,
+        hop: int = _ONSETS.hop,
+        onset_method: str = _ONSETS.method,
+        onset_threshold: float = _ONSETS.threshold,
+        min_ioi_s: float = _ONSETS.min_ioi_s,
+        silence_db: float = _ONSETS.silence_db,
+        intensity_window_s: float = _INTENSITY.window_s,
+        low_percentile: float = _INTENSITY.low_percentile,
+        high_percentile: float = _INTENSITY.high_percentile,
+        attack_s: float = _INTENSITY.attack_s,
+        release_s: float = _INTENSITY.release_s,
         n_mels: int = 40,
     ) -> None:
         if not (isinstance(sr, (int, np.integer)) and 8000 <= sr <= 192000):
@@ -177,13 +197,22 @@ class StreamingAnalyzer:
         self._power_scale = np.float32(4.0 / (self.n_fft * self.n_fft))
 
         self.normalizer = AdaptiveNormalizer(
-            rate_hz=self.sr / self.hop, window_s=intensity_window_s, attack_s=attack_s, release_s=release_s
+            rate_hz=self.sr / self.hop, window_s=intensity_window_s, low_pct=low_percentile,
+            high_pct=high_percentile, attack_s=attack_s, release_s=release_s,
         )
         # The onset gate looks at the level of the hops the detector is still looking at.
         self._gate_hops = int(math.ceil(4.3)) + 2  # aubio's default delay is 4.3 hops
         # Beats are predicted, so they may fall in a quiet gap: gate them on the last second.
         self._beat_gate_hops = int(math.ceil(1.0 / self.hop_s))
         self.reset()
+
+    @classmethod
+    def from_config(cls, *, sr: int, onsets: OnsetsSection, intensity: IntensitySection) -> "StreamingAnalyzer":
+        """An analyzer with a preset's ``[onsets]`` and ``[intensity]`` sections."""
+        return cls(sr=sr, hop=onsets.hop, onset_method=onsets.method, onset_threshold=onsets.threshold,
+                   min_ioi_s=onsets.min_ioi_s, silence_db=onsets.silence_db, intensity_window_s=intensity.window_s,
+                   low_percentile=intensity.low_percentile, high_percentile=intensity.high_percentile,
+                   attack_s=intensity.attack_s, release_s=intensity.release_s)
 
     # --- configuration --------------------------------------------------------------
 
@@ -206,6 +235,18 @@ class StreamingAnalyzer:
     def latency_s(self) -> float:
         """How long after a sound starts its onset event comes out (the detector's look-ahead)."""
         return float(self._onset.get_delay_s()) + self.hop_s
+
+    def configure(self, *, onsets, intensity) -> None:
+        """Apply a preset's live-changeable ``[onsets]`` / ``[intensity]`` fields (hot reload).
+
+        ``hop``, ``method`` and ``window_s`` size the detector and the history: they need a restart.
+        """
+        self.set_threshold(onsets.threshold)
+        self.min_ioi_s = float(onsets.min_ioi_s)
+        self._onset.set_minioi_s(self.min_ioi_s)
+        self.silence_db = float(onsets.silence_db)
+        self.normalizer.set_percentiles(intensity.low_percentile, intensity.high_percentile)
+        self.normalizer.set_smoothing(intensity.attack_s, intensity.release_s)
 
     # --- lifecycle --------------------------------------------------------------------
 

@@ -188,6 +188,31 @@ class Director:
         self._pending: list[_Pending] = []
         self._out: list[TargetSwap] = []
 
+    @classmethod
+    def from_config(cls, preset) -> "Director":
+        """A director with a preset's ``[onsets]``, ``[guidance]`` and ``[rate]`` settings."""
+        d = cls()
+        d.configure(preset)
+        return d
+
+    def configure(self, preset) -> None:
+        """Take a preset's director settings (at start and on every hot reload).
+
+        Style prompts replace the current ones only when the preset's changed, so
+        a reload that touched something else keeps prompts added live by OSC.
+        """
+        o, g, r = preset.onsets, preset.guidance, preset.rate
+        styles = tuple((p.text, float(p.weight)) for p in g.style_prompts)
+        if styles != getattr(self, "_preset_styles", ()):
+            self._set_current(replace(self.current, prompts=styles))
+        self._preset_styles = styles
+        self.refractory_s, self.min_scene_s, self.max_scene_s = o.refractory_s, o.min_scene_s, o.max_scene_s
+        self.quantize = o.quantize
+        self.onset_threshold = o.threshold
+        self.consistency = g.consistency
+        self.bank = [(p.text, float(p.weight)) for p in g.prompt_bank]
+        self.rate_range = (r.min_steps_per_s, r.max_steps_per_s)
+
     # --- inputs -----------------------------------------------------------------
 
     def on_audio(self, event: ev.Onset | ev.Beat | ev.Intensity) -> None:

@@ -59,6 +59,13 @@ class EffectAmounts:
     shift: float = 0.015  # drift radius as a fraction of the frame, scaled by intensity
     shift_rate_hz: float = 0.1  # drift circles per second
     feedback: float = 0.0  # 0..1: mix of the previous shown frame (trails)
+    flash: float = 0.0  # 0..1: towards white at a full pulse; pulse**2 keeps weak onsets from flashing
+
+    @classmethod
+    def from_config(cls, fx) -> "EffectAmounts":
+        """A preset's ``[effects]`` section (0..1 amounts) on the fast path's scales."""
+        return cls(zoom=0.12 * fx.pulse + 0.02, brightness=fx.pulse, intensity_zoom=0.2 * fx.zoom,
+                   shift=0.1 * fx.shift, feedback=fx.feedback, flash=fx.flash)
 
 
 class Effects:
@@ -117,10 +124,12 @@ class Effects:
             out = self._b
 
         gain = 1.0 + a.brightness * pulse
-        if gain != 1.0:
+        white = a.flash * pulse * pulse  # strong onsets flash, weak ones hardly
+        if gain != 1.0 or white > 0.0:
             lift = 24.0 * a.brightness * pulse  # so dark frames visibly flash too
-            lut = np.clip(self._ramp * gain + lift, 0, 255).astype(np.uint8)
-            np.take(lut, out, out=self._c)
+            lut = np.clip(self._ramp * gain + lift, 0, 255)
+            lut += (255.0 - lut) * white
+            np.take(lut.astype(np.uint8), out, out=self._c)
             out = self._c
 
         if a.feedback > 0 and self._prev is not None:

@@ -21,6 +21,8 @@ CPU a seed makes the frames reproducible bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import contextlib
 import logging
 import time
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 
 from core.encoders import center_square, to_image_tensor
 from core.errors import ConfigError, OutOfMemoryError
+from core.presets import AUGMENTATIONS, DEFAULT_AUGMENTATIONS
 from core.targets import Target
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,23 @@ log = logging.getLogger(__name__)
 _JITTER_GAIN = 0.05  # per-channel gain 1 +- 5 %
 _JITTER_OFFSET = 0.03  # per-channel brightness offset +- 0.03 (image in 0..1)
 _NOISE_STD_MAX = 0.05  # per-cutout noise std drawn from 0..0.05
+_AFFINE_DEG = 15.0  # rotation of a view: +- 15 degrees
+_AFFINE_SCALE = 0.1  # zoom of a view: 1 +- 10 %
+_PERSPECTIVE = 0.15  # each corner of a view moves up to 15 % of the side along each axis
+_ERASE_P = 0.5  # share of views with one rectangle (4..25 % of the view) painted a random grey
+
+
+def augmentation_set(augment: bool | Sequence[str]) -> frozenset[str]:
+    """``True`` -> the default set, ``False`` -> none, a list -> those (unknown names are an error)."""
+    if augment is True:
+        return frozenset(DEFAULT_AUGMENTATIONS)
+    if augment is False or augment is None:
+        return frozenset()
+    names = frozenset(str(a) for a in augment)
+    unknown = sorted(names - set(AUGMENTATIONS))
+    if unknown:
+        raise ConfigError(f"unknown augmentations {unknown}; choose from {', '.join(AUGMENTATIONS)}")
+    return names
 
 
 @dataclass
@@ -118,6 +138,51 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc))
 
 
+def _homography_warp(u: torch.Tensor, corner_moves: torch.Tensor) -> torch.Tensor:
+    """Map points ``u`` (n, P, 2) by the homography taking the square's corners (-1, -1), (1, -1),
+    (1, 1), (-1, 1) to themselves plus ``corner_moves`` (n, 4, 2)."""
+    n = u.shape[0]
+    src = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=u.device).expand(n, -1, -1)
+    dst = src + corner_moves
+    x, y = src[..., 0], src[..., 1]
+    X, Y = dst[..., 0], dst[..., 1]
+    zero, one = torch.zeros_like(x), torch.ones_like(x)
+    # Two rows per corner of the standard 8-unknown system (h33 = 1).
+    rows_x = torch.stack([x, y, one, zero, zero, zero, -x * X, -y * X], dim=-1)
+    rows_y = torch.stack([zero, zero, zero, x, y, one, -x * Y, -y * Y], dim=-1)
+    A = torch.cat([rows_x, rows_y], dim=1)  # (n, 8, 8)
+    b = torch.cat([X, Y], dim=1).unsqueeze(-1)
+    hvec = torch.linalg.solve(A, b).squeeze(-1)
+    H = torch.cat([hvec, torch.ones(n, 1, device=u.device)], dim=1).view(n, 3, 3)
+    p = torch.cat([u, torch.ones_like(u[..., :1])], dim=-1) @ H.transpose(1, 2)
+    return p[..., :2] / p[..., 2:3]
+
+
+def start_from_init(opt: "LatentOptimizer", init: str) -> None:
+    """Start ``opt`` as a preset's ``[guidance] init`` says: 'random', or the VQGAN encoding of an image file.
+
+    Raises :class:`ConfigError` naming the fix when the file is missing or not an image.
+    """
+    if init == "random":
+        opt.init_random()
+        return
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(init).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"[guidance] init = {init!r}: no such image file (relative paths start in "
+                          f"{Path.cwd()}); give a PNG or JPEG path, or 'random'")
+    try:
+        with Image.open(path) as im:
+            img = im.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ConfigError(f"[guidance] init = {init!r} is not a readable image ({exc}); give a PNG or JPEG, "
+                          "or 'random'") from None
+    opt.init_from_image(img)
+
+
 class LatentOptimizer:
     """CLIP-guided optimization of a VQGAN latent; one :meth:`step` is one frame.
 
@@ -134,7 +199,8 @@ class LatentOptimizer:
     """
 
     def __init__(self, models: Any, *, size: tuple[int, int] = (256, 256), cutouts: int = 16,
-                 cut_min_frac: float = 0.25, cut_pow: float = 1.0, augment: bool = True, lr: float = 0.1,
+                 cut_min_frac: float = 0.25, cut_pow: float = 1.0, augment: bool | Sequence[str] = True,
+                 lr: float = 0.1,
                  l1_weight: float = 0.0, seed: int = 0, device: str | torch.device | None = None,
                  precision: str = "auto", compile: bool = False, profile: bool = False,
                  flush_denormal: bool = True) -> None:
@@ -154,7 +220,7 @@ class LatentOptimizer:
             raise ConfigError(f"lr must be > 0 and l1_weight >= 0, got lr={lr}, l1_weight={l1_weight}")
         self.cut_min_frac = float(cut_min_frac)
         self.cut_pow = float(cut_pow)
-        self.augment = augment
+        self.augmentations = augmentation_set(augment)
         self.lr = float(lr)
         self.l1_weight = float(l1_weight)
         self.profile = profile
@@ -201,7 +267,7 @@ class LatentOptimizer:
                     **kwargs: Any) -> "LatentOptimizer":
         """An optimizer with a preset's ``[guidance]`` section (cutouts, cutout sizes, augment, lr, Eq. 1 weight)."""
         return cls(models, size=size, cutouts=guidance.cutouts, cut_min_frac=guidance.cut_min_frac,
-                   cut_pow=guidance.cut_pow, augment=bool(guidance.augment), lr=guidance.lr,
+                   cut_pow=guidance.cut_pow, augment=guidance.augmentations(), lr=guidance.lr,
                    l1_weight=guidance.l1_weight if guidance.consistency == "l1" else 0.0,
                    seed=guidance.seed if seed is None else seed, **kwargs)
 
@@ -265,6 +331,20 @@ class LatentOptimizer:
                 self.anchor = F.interpolate(self.anchor, size=(gh, gw), mode="nearest")
         self._new_adam()
 
+    def configure(self, guidance: Any) -> None:
+        """Take a preset's live-changeable ``[guidance]`` fields: cutouts and their sizes, augmentations,
+        lr (Adam's moments are kept) and the Eq. 1 weight.  ``seed`` and ``init`` act at the start only."""
+        if not 0.0 < guidance.cut_min_frac <= 1.0 or guidance.cut_pow <= 0 or guidance.lr <= 0:
+            raise ConfigError(f"cut_min_frac={guidance.cut_min_frac}, cut_pow={guidance.cut_pow}, lr={guidance.lr}: "
+                              "need 0 < cut_min_frac <= 1, cut_pow > 0, lr > 0")
+        self.augmentations = augmentation_set(guidance.augmentations())
+        self.cutouts = self._check_cutouts(guidance.cutouts)
+        self.cut_min_frac, self.cut_pow = float(guidance.cut_min_frac), float(guidance.cut_pow)
+        self.l1_weight = float(guidance.l1_weight) if guidance.consistency == "l1" else 0.0
+        self.lr = float(guidance.lr)
+        for group in self._opt.param_groups:
+            group["lr"] = self.lr
+
     def set_cutouts(self, n: int) -> None:
         """Change the number of cutouts per step (takes effect at the next step)."""
         self.cutouts = self._check_cutouts(n)
@@ -312,14 +392,23 @@ class LatentOptimizer:
         side = (self.cut_min_frac + (1.0 - self.cut_min_frac) * u) * short
         x0 = torch.rand(n, generator=self._gen) * (w - side)
         y0 = torch.rand(n, generator=self._gen) * (h - side)
-        if self.augment:
+        if "flip" in self.augmentations:
             flip = (torch.rand(n, generator=self._gen) < 0.5).float()
         else:
             flip = torch.zeros(n)
         return torch.stack([x0, y0, side, flip], dim=1)
 
-    def cut(self, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """Crop ``boxes`` out of a (1, 3, H, W) image and resize each to CLIP's input, in one grid_sample."""
+    @property
+    def augment(self) -> bool:
+        """Whether any augmentation is on."""
+        return bool(self.augmentations)
+
+    def cut(self, image: torch.Tensor, boxes: torch.Tensor, *, warp: bool = False) -> torch.Tensor:
+        """Crop ``boxes`` out of a (1, 3, H, W) image and resize each to CLIP's input, in one grid_sample.
+
+        ``warp`` applies the geometric augmentations in effect ('affine': a small rotation
+        and zoom; 'perspective': a random corner warp) inside the same sampling.
+        """
         n = boxes.shape[0]
         w, h = self.size
         s = self.clip.image_size
@@ -331,18 +420,56 @@ class LatentOptimizer:
         theta[:, 1, 1] = side / h
         theta[:, 0, 2] = (x0 + side / 2.0) / w * 2.0 - 1.0
         theta[:, 1, 2] = (y0 + side / 2.0) / h * 2.0 - 1.0
-        grid = F.affine_grid(theta, [n, 3, s, s], align_corners=False)
+        geometric = warp and bool(self.augmentations & {"affine", "perspective"})
+        if not geometric:
+            grid = F.affine_grid(theta, [n, 3, s, s], align_corners=False)
+        else:
+            # The view's own coordinates (pixel centres in -1..1), warped, then placed by the box.
+            c = (torch.arange(s, device=self.device, dtype=torch.float32) * 2.0 + 1.0) / s - 1.0
+            gy, gx = torch.meshgrid(c, c, indexing="ij")
+            u = torch.stack([gx, gy], dim=-1).reshape(1, s * s, 2).expand(n, -1, -1)
+            if "perspective" in self.augmentations:
+                u = _homography_warp(u, self._draw(n, 4, 2) * (2.0 * _PERSPECTIVE))
+            if "affine" in self.augmentations:
+                ang = torch.deg2rad(self._draw(n) * _AFFINE_DEG)
+                zoom = 1.0 + self._draw(n) * _AFFINE_SCALE
+                cos, sin = torch.cos(ang) * zoom, torch.sin(ang) * zoom
+                rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (n, 2, 2)
+                u = u @ rot.transpose(1, 2)
+            grid = (u @ theta[:, :, :2].transpose(1, 2) + theta[:, None, :, 2]).reshape(n, s, s, 2)
         return F.grid_sample(image.expand(n, -1, -1, -1), grid.to(image.dtype), mode="bilinear",
                              padding_mode="reflection", align_corners=False)
 
+    def _draw(self, *shape: int) -> torch.Tensor:
+        """Uniform -1..1 from the seeded device generator."""
+        return 2.0 * torch.rand(*shape, generator=self._dev_gen, device=self.device) - 1.0
+
     def _jitter(self, views: torch.Tensor) -> torch.Tensor:
+        """The photometric augmentations in effect: 'color' (gain, offset), 'noise', 'erase'."""
         n = views.shape[0]
         g = self._dev_gen
-        gain = 1.0 + _JITTER_GAIN * (2.0 * torch.rand(n, 3, 1, 1, generator=g, device=self.device) - 1.0)
-        offset = _JITTER_OFFSET * (2.0 * torch.rand(n, 3, 1, 1, generator=g, device=self.device) - 1.0)
-        noise_std = _NOISE_STD_MAX * torch.rand(n, 1, 1, 1, generator=g, device=self.device)
-        noise = torch.randn(views.shape, generator=g, device=self.device) * noise_std
-        return views * gain + offset + noise
+        a = self.augmentations
+        if "color" in a:
+            gain = 1.0 + _JITTER_GAIN * self._draw(n, 3, 1, 1)
+            offset = _JITTER_OFFSET * self._draw(n, 3, 1, 1)
+            views = views * gain + offset
+        if "noise" in a:
+            noise_std = _NOISE_STD_MAX * torch.rand(n, 1, 1, 1, generator=g, device=self.device)
+            views = views + torch.randn(views.shape, generator=g, device=self.device) * noise_std
+        if "erase" in a:
+            s = views.shape[-1]
+            r = torch.rand(n, 6, generator=g, device=self.device)
+            area = 0.04 + 0.21 * r[:, 0]
+            aspect = torch.exp((r[:, 1] - 0.5) * 1.4)  # 1/2 .. 2
+            eh = (torch.sqrt(area * aspect) * s).clamp(1, s)
+            ew = (torch.sqrt(area / aspect) * s).clamp(1, s)
+            ey, ex = r[:, 2] * (s - eh), r[:, 3] * (s - ew)
+            pos = torch.arange(s, device=self.device, dtype=torch.float32)
+            inside = ((pos[None, :, None] >= ey[:, None, None]) & (pos[None, :, None] < (ey + eh)[:, None, None])
+                      & (pos[None, None, :] >= ex[:, None, None]) & (pos[None, None, :] < (ex + ew)[:, None, None])
+                      & (r[:, 4] < _ERASE_P)[:, None, None])
+            views = torch.where(inside[:, None], r[:, 5].view(n, 1, 1, 1).to(views.dtype), views)
+        return views
 
     def _embed(self, views: torch.Tensor) -> torch.Tensor:
         x = (views - self._mean) / self._std
@@ -356,8 +483,8 @@ class LatentOptimizer:
         t0 = self._tick()
         image = self.decode(z)
         t1 = self._tick()
-        views = self.cut(image, boxes)
-        if self.augment:
+        views = self.cut(image, boxes, warp=True)
+        if self.augmentations & {"color", "noise", "erase"}:
             views = self._jitter(views)
         emb = self._embed(views)
         t2 = self._tick()

@@ -55,8 +55,10 @@ META_KEYS = ("name", "description", "extends")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 AUBIO_ONSET_METHODS = ("energy", "hfc", "complex", "phase", "wphase", "specdiff", "kl", "mkl", "specflux")
+#: Cutout augmentations (core.optimizer): flip, affine (rotate +-15 deg, zoom +-10 %), perspective (corner
+#: warp), color (per-channel gain and offset), noise (Gaussian), erase (a random grey rectangle).
 AUGMENTATIONS = ("flip", "affine", "perspective", "color", "noise", "erase")
-DEFAULT_AUGMENTATIONS = ("flip", "affine", "noise")
+DEFAULT_AUGMENTATIONS = ("flip", "color", "noise")
 SIZE_MIN, SIZE_MAX = 16, 2048  # pixels per side
 SIZE_FORMS = f"S or 'WxH' with each side {SIZE_MIN}..{SIZE_MAX}, e.g. 256 or 640x360"
 X264_PRESETS = (
@@ -159,7 +161,7 @@ class GuidanceSection(_Section):
     )
     lr: float = _f("optimizer (Adam) learning rate on the VQGAN latent", 0.1, gt=0.0, le=10.0)
     seed: int = _f("random seed for the initial latent and the cutouts (CLI --seed overrides)", 0,
-                   ge=0, le=2**32 - 1)
+                   ge=0, le=2**32 - 1, reload=True)
     consistency: Literal["average", "l1", "none"] = _f(
         "temporal consistency: 'average' = paper Eq. 2 target (prev + current)/2, "
         "'l1' = Eq. 1 pull of z towards the previous scene's z, 'none'", "average",
@@ -175,9 +177,9 @@ class GuidanceSection(_Section):
         "prompts selectable live by number key or OSC (entry 1 = key 1)", factory=list, max_length=100,
     )
     init: str = _f(
-        "initial image: 'random' latent or a path to an image (not read yet: every run starts from a "
-        "random latent)",
-        "random", min_length=1, allowed="'random' or a path to an image",
+        "initial image: 'random' latent, or a path to an image whose VQGAN encoding is the start "
+        "(relative to the working directory)",
+        "random", min_length=1, allowed="'random' or a path to an image", reload=True,
     )
 
     def augmentations(self) -> tuple[str, ...]:
@@ -214,9 +216,12 @@ class RateSection(_Section):
 
 
 class OnsetsSection(_Section):
-    method: Literal[AUBIO_ONSET_METHODS] = _f("aubio onset detection function (energy held F>=0.95 in noise; see scripts/bench_audio.py)", "energy")  # type: ignore[valid-type]
+    method: Literal[AUBIO_ONSET_METHODS] = _f(  # type: ignore[valid-type]
+        "aubio onset detection function (energy held F>=0.95 in noise; see scripts/bench_audio.py)", "energy",
+        reload=True)
     threshold: float = _f("aubio peak-picking threshold: lower = more onsets", 0.3, ge=0.0, le=10.0)
-    hop: Literal[256, 512] = _f("analysis hop in samples (256: lower onset latency; 512: half the cost)", 256)
+    hop: Literal[256, 512] = _f("analysis hop in samples (256: lower onset latency; 512: half the cost)", 256,
+                                reload=True)
     min_ioi_s: float = _f("detector: onsets closer than this to the previous one are merged", 0.02,
                           ge=0.0, le=1.0)
     refractory_s: float = _f("director: onsets within this time after an accepted one are ignored", 0.1,
@@ -232,11 +237,13 @@ class OnsetsSection(_Section):
 
 
 class IntensitySection(_Section):
-    window_s: float = _f("rolling normalization window for the 0..1 intensity", 30.0, ge=1.0, le=600.0)
+    window_s: float = _f("rolling normalization window for the 0..1 intensity", 30.0, ge=1.0, le=600.0,
+                         reload=True)
     low_percentile: float = _f("percentile of the window mapped to intensity 0", 5.0, ge=0.0, le=50.0)
     high_percentile: float = _f("percentile of the window mapped to intensity 1", 95.0, ge=50.0, le=100.0)
-    attack_s: float = _f("smoothing time constant when intensity rises", 0.05, ge=0.0, le=10.0)
-    release_s: float = _f("smoothing time constant when intensity falls", 0.5, ge=0.0, le=30.0)
+    attack_s: float = _f("smoothing time constant when intensity rises", 0.02, ge=0.0, le=10.0)
+    release_s: float = _f("smoothing time constant when intensity falls (0.3 s still shows half-second "
+                          "phrase dynamics)", 0.3, ge=0.0, le=30.0)
 
     @model_validator(mode="after")
     def _check_order(self) -> "IntensitySection":
@@ -267,7 +274,7 @@ _EOS_KEY_RE = re.compile(r"^\d+(\.\d+)?/\d+(\.\d+)?$")
 
 class OscSection(_Section):
     prefix: str = _f("address prefix of every m2v OSC message", "/m2v",
-                     pattern=r"^(/[A-Za-z0-9_.-]+)+$", allowed="'/word' or '/word/word...'")
+                     pattern=r"^(/[A-Za-z0-9_.-]+)+$", allowed="'/word' or '/word/word...'", reload=True)
     host: str = _f("address to listen on (127.0.0.1 = this machine only; 0.0.0.0 = all)", "127.0.0.1",
                    min_length=1, reload=True)
     port: int = _f("UDP port to listen on", 9000, ge=1, le=65535, reload=True)
@@ -740,11 +747,14 @@ RELOAD_FIELDS: tuple[str, ...] = tuple(
 def live_diff(old: Preset, new: Preset) -> tuple[list[str], list[str]]:
     """Changed fields as dotted paths, split into (applied live, need a reload).
 
-    ``name``/``description``/``extends`` are not settings and are not reported.
+    ``name``/``description``/``extends`` are not settings and are not reported; nor is ``[render]``,
+    which only ``m2v render`` reads.
     """
     live: list[str] = []
     reload: list[str] = []
     for section in SECTIONS:
+        if section == "render":  # read only by `m2v render`: nothing to apply or restart live
+            continue
         a, b = getattr(old, section), getattr(new, section)
         for field in type(a).model_fields:
             if getattr(a, field) != getattr(b, field):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.events import Onset
+from live.audio_input import DEFAULT_BLOCK
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class LiveOptions:
     show: str | None = None
     models: str | None = None
     size: int | str | None = None  # S or "WxH" (core.presets.parse_size)
-    device: str = "auto"
+    device: str | None = None  # None: the preset's models.device
     seed: int | None = None
     offline: bool = False
     display: int = 0
@@ -46,17 +47,14 @@ class LiveOptions:
     osc_host: str | None = None
     osc_allow: str | None = None
     osc_feedback: str | None = None
-    block: int = 256
+    block: int = DEFAULT_BLOCK
     play: str | None = None
     loop: bool = False
 
 
-def _effect_amounts(fx):
-    """Map a preset's [effects] section (0..1 amounts) onto the fast path's parameters."""
-    from core.effects import EffectAmounts
-
-    return EffectAmounts(zoom=0.12 * fx.pulse + 0.02, brightness=fx.pulse, intensity_zoom=0.2 * fx.zoom,
-                         shift=0.1 * fx.shift, feedback=fx.feedback)
+def _get_field(preset, dotted: str):
+    section, field = dotted.split(".")
+    return getattr(getattr(preset, section), field)
 
 
 def _percentile(values, q, default=0.0):
@@ -71,10 +69,10 @@ class LiveApp:
 
         from core.analyzer import StreamingAnalyzer
         from core.director import Director
-        from core.effects import Effects, Pulse
+        from core.effects import EffectAmounts, Effects, Pulse
         from core.encoders import Encoders
         from core.models import load_models, resolve_device
-        from core.optimizer import LatentOptimizer
+        from core.optimizer import LatentOptimizer, start_from_init
         from core.presets import default_preset_name
         from live.audio_input import open_input
         from live.cues import CueInput
@@ -84,8 +82,8 @@ class LiveApp:
         from live.osc import OscFeedback, OscListener, parse_host_port
 
         self.opts = opts
-        device = resolve_device(opts.device)
-        name = opts.preset or default_preset_name(command="live", cuda=device.type == "cuda")
+        auto = resolve_device(opts.device or "auto")
+        name = opts.preset or default_preset_name(command="live", cuda=auto.type == "cuda")
         overrides = {}
         if opts.models:
             overrides["models.set"] = opts.models
@@ -99,6 +97,7 @@ class LiveApp:
         # files and /m2v/preset switches.
         self.watcher = PresetWatcher(name, overrides=overrides)
         self.preset = preset = self.watcher.current
+        device = resolve_device(opts.device or preset.models.device)
         self.show_state = None
         if opts.show:
             from core.show import ShowState, load_show
@@ -109,37 +108,20 @@ class LiveApp:
         torch.manual_seed(preset.guidance.seed)
         self.models = load_models(preset.models.set, device=device, offline=opts.offline)
         w, h = preset.models.size_wh
-        self.optimizer = LatentOptimizer(
-            self.models, size=(w, h), cutouts=preset.guidance.cutouts, cut_min_frac=preset.guidance.cut_min_frac,
-            cut_pow=preset.guidance.cut_pow, augment=bool(preset.guidance.augment), lr=preset.guidance.lr,
-            l1_weight=preset.guidance.l1_weight if preset.guidance.consistency == "l1" else 0.0,
-            seed=preset.guidance.seed, device=device,
-        )
-        self.optimizer.init_random()
+        self.optimizer = LatentOptimizer.from_config(self.models, preset.guidance, size=(w, h), device=device)
+        start_from_init(self.optimizer, preset.guidance.init)
         self.encoders = Encoders(self.models)
 
         # --- audio ---------------------------------------------------------------
         self.source = open_input(opts.input, block=opts.block, play=opts.play, loop=opts.loop)
-        self.analyzer = StreamingAnalyzer(
-            sr=self.source.sr, hop=preset.onsets.hop, onset_method=preset.onsets.method,
-            onset_threshold=preset.onsets.threshold, min_ioi_s=preset.onsets.min_ioi_s,
-            silence_db=preset.onsets.silence_db, intensity_window_s=preset.intensity.window_s,
-            attack_s=preset.intensity.attack_s, release_s=preset.intensity.release_s,
-        )
+        self.analyzer = StreamingAnalyzer.from_config(sr=self.source.sr, onsets=preset.onsets,
+                                                      intensity=preset.intensity)
         self.analyzer.warmup()  # numba compilation here, never on the real-time path
         self.features = FeatureWorker(self.source, self.analyzer)
 
         # --- control ---------------------------------------------------------------
         self.cues = CueInput(clock=self.source.stream_time_s)
-        bank = [(p.text, p.weight) for p in preset.guidance.prompt_bank]
-        styles = [(p.text, p.weight) for p in preset.guidance.style_prompts]
-        self.director = Director(
-            refractory_s=preset.onsets.refractory_s, min_scene_s=preset.onsets.min_scene_s,
-            max_scene_s=preset.onsets.max_scene_s,
-            consistency=preset.guidance.consistency, quantize=preset.onsets.quantize, bank=bank,
-            style_prompts=styles, onset_threshold=preset.onsets.threshold,
-            rate_range=(preset.rate.min_steps_per_s, preset.rate.max_steps_per_s),
-        )
+        self.director = Director.from_config(preset)
         port = preset.osc.port if opts.osc_port is None else opts.osc_port
         self.osc = OscListener(
             cues=self.cues, host=opts.osc_host or preset.osc.host, port=port, prefix=preset.osc.prefix,
@@ -154,10 +136,10 @@ class LiveApp:
         # --- workers -------------------------------------------------------------
         self.embedder = Embedder(self.encoders, self.source.ring, consistency=preset.guidance.consistency,
                                  style_weight=preset.guidance.style_weight)
-        self.worker = OptimizerWorker(self.optimizer, self.embedder.targets,
-                                      rate_hz=preset.rate.min_steps_per_s)
+        self.worker = OptimizerWorker(self.optimizer, self.embedder.targets, rate_hz=preset.rate.min_steps_per_s,
+                                      crossfade_steps=preset.guidance.crossfade_steps)
         self.pulse = Pulse(decay_s=0.15)
-        self.effects = Effects(_effect_amounts(preset.effects))
+        self.effects = Effects(EffectAmounts.from_config(preset.effects))
         self.recorder = None
         self.record_path = opts.record
         self.recordings: list[dict] = []  # {"path", "recorder"}, in the order they started
@@ -428,18 +410,40 @@ class LiveApp:
             self.watcher.switch(req.name)  # loaded off this thread; errors go to the HUD
 
     def _apply_preset(self, new) -> None:
+        """Apply every field :func:`core.presets.live_diff` calls live; report the rest as needing a restart.
+
+        Each stage takes its section on its own thread (``configure``); the director and the
+        effects run on this one.  ``[rate] curve_gamma`` and ``[record]`` are read from
+        ``self.preset`` where they are used (every frame; each new recording).
+        """
+        from core.effects import EffectAmounts
         from core.presets import live_diff
+        from live.osc import OscFeedback, parse_allow_list, parse_host_port
 
         live, reload = live_diff(self.preset, new)
         if reload:
             log.warning("preset %s: %s need a restart and were not applied", new.name, ", ".join(reload))
-        self.preset = new
-        self.director.rate_range = (new.rate.min_steps_per_s, new.rate.max_steps_per_s)
-        self.director.refractory_s = new.onsets.refractory_s
-        self.director.min_scene_s = new.onsets.min_scene_s
-        self.director.max_scene_s = new.onsets.max_scene_s
-        self.features.set_threshold(new.onsets.threshold)
-        self.effects.amounts = _effect_amounts(new.effects)
+        # Keep the fields that need a restart as they run, so the next diff still reports them.
+        from core.presets import RELOAD_FIELDS, apply_overrides
+
+        keep = {f: _get_field(self.preset, f) for f in reload if f in RELOAD_FIELDS}
+        self.preset = apply_overrides(new, keep, origin="running values") if keep else new
+        self.director.configure(self.preset)
+        self.features.configure(self.preset.onsets, self.preset.intensity)
+        self.worker.configure(self.preset.guidance)
+        self.embedder.configure(self.preset.guidance)
+        self.effects.amounts = EffectAmounts.from_config(self.preset.effects)
+        osc = self.preset.osc
+        if any(f.startswith("osc.") for f in live):
+            self.osc.allow = parse_allow_list(",".join(osc.allow) or None)
+            self.osc.eos_cues = {str(k).strip(): str(v) for k, v in osc.eos_cues.items()}
+            if "osc.feedback" in live and not self.opts.osc_feedback:
+                if self.feedback is not None:
+                    self.feedback.close()
+                self.feedback = None
+                if osc.feedback:
+                    host, port = parse_host_port(osc.feedback)
+                    self.feedback = OscFeedback(host=host, port=port, prefix=osc.prefix)
 
     def _hud(self, run_s: float, present_times: list[float]) -> dict:
         fps = 0.0

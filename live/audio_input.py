@@ -34,7 +34,7 @@ from live.stage import Stage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BLOCK = 512  # ~11 ms at 48 kHz: small enough for a one-frame onset path
+DEFAULT_BLOCK = 256  # 5.3 ms at 48 kHz: one analysis hop per block, the lowest onset latency
 DEFAULT_RING_S = 8.0  # holds the longest recent-audio window the embedder asks for, with room
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus", ".m4a")
 

@@ -33,7 +33,13 @@ class Embedder(Stage):
         self.requests: LatestSlot = LatestSlot()  # core.director.TargetSpec
         self.targets: LatestSlot = LatestSlot()  # (core.targets.Target, spec, l1_anchor: bool)
         self._previous = None  # the previous guidance embedding (Eq. 2)
+        self._config: LatestSlot = LatestSlot()  # a preset's [guidance] section (hot reload)
+        self._config_seen = 0
         self._window = np.zeros(int(window_s * ring.sr), dtype=np.float32)
+
+    def configure(self, guidance) -> None:
+        """New consistency mode and style weight (hot reload); the next target built uses them."""
+        self._config.put(guidance)
 
     def on_stop(self) -> None:
         self.requests.put(None)  # wake the loop
@@ -54,6 +60,11 @@ class Embedder(Stage):
 
     def build(self, spec):
         from core.targets import Target
+
+        config, v = self._config.get()
+        if v != self._config_seen:
+            self._config_seen = v
+            self.consistency, self.style_weight = config.consistency, float(config.style_weight)
 
         if spec.kind == "audio":
             if self.encoders.models.audio is None:

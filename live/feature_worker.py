@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from core.events import Intensity, Onset
-from live.stage import DropOldestQueue, Stage
+from live.stage import DropOldestQueue, LatestSlot, Stage
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,18 @@ class FeatureWorker(Stage):
         self.audio_listeners: list[Callable[[np.ndarray, float], None]] = []  # (block, start time s)
         self.latest_intensity = 0.0
         self.onset_times: list[float] = []
-        self._threshold_request: float | None = None
+        self._threshold: LatestSlot = LatestSlot()  # onset threshold from OSC / keys
+        self._threshold_seen = 0
+        self._config: LatestSlot = LatestSlot()  # (onsets, intensity) preset sections
+        self._config_seen = 0
 
     def set_threshold(self, threshold: float) -> None:
         """Change onset sensitivity; applied on the worker's thread before the next block."""
-        self._threshold_request = float(threshold)
+        self._threshold.put(float(threshold))
+
+    def configure(self, onsets, intensity) -> None:
+        """New ``[onsets]`` / ``[intensity]`` settings (hot reload); applied on the worker's thread."""
+        self._config.put((onsets, intensity))
 
     def run(self) -> None:
         ring = self.source.ring
@@ -50,12 +57,20 @@ class FeatureWorker(Stage):
                 self.stopping.wait(self.poll_s)
 
     def _process(self, block: np.ndarray) -> None:
-        if self._threshold_request is not None:
+        config, v = self._config.get()
+        if v != self._config_seen:
+            self._config_seen = v
             try:
-                self.analyzer.set_threshold(self._threshold_request)
+                self.analyzer.configure(onsets=config[0], intensity=config[1])
+            except Exception as exc:  # noqa: BLE001 - a bad reload must not stop the show
+                log.warning("analysis settings refused: %s", exc)
+        threshold, v = self._threshold.get()
+        if v != self._threshold_seen:
+            self._threshold_seen = v
+            try:
+                self.analyzer.set_threshold(threshold)
             except Exception as exc:  # noqa: BLE001 - a bad OSC value must not stop the show
-                log.warning("onset threshold %r refused: %s", self._threshold_request, exc)
-            self._threshold_request = None
+                log.warning("onset threshold %r refused: %s", threshold, exc)
         t_s = self.counters["samples"] / self.source.sr
         for listener in self.audio_listeners:
             listener(block, t_s)

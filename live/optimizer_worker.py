@@ -30,8 +30,13 @@ _IDLE_WAIT_S = 0.25  # with no target or paused: a wake-up also comes from every
 class OptimizerWorker(Stage):
     name = "optimizer"
 
-    def __init__(self, optimizer, targets: LatestSlot, *, rate_hz: float = 10.0) -> None:
+    def __init__(self, optimizer, targets: LatestSlot, *, rate_hz: float = 10.0, crossfade_steps: int = 0) -> None:
         super().__init__()
+        #: steps over which a new target is blended in from the one being stepped towards (0: a cut);
+        #: read at each new target, so a hot reload acts on the next one
+        self.crossfade_steps = int(crossfade_steps)
+        self._config: LatestSlot = LatestSlot()  # a preset's [guidance] section, applied between steps
+        self._config_seen = 0
         self.optimizer = optimizer
         self.targets = targets
         self.frames: LatestSlot = LatestSlot()  # (frame uint8 HWC, step number)
@@ -67,6 +72,11 @@ class OptimizerWorker(Stage):
             self._paused = bool(paused)
             self._wake.set()
 
+    def configure(self, guidance) -> None:
+        """New ``[guidance]`` settings (hot reload), applied on this thread before the next step."""
+        self._config.put(guidance)
+        self._wake.set()
+
     def on_stop(self) -> None:
         self._wake.set()
 
@@ -74,15 +84,32 @@ class OptimizerWorker(Stage):
 
     def run(self) -> None:
         self.frames.put((self.optimizer.frame(), 0))
-        version, target = 0, None
+        from core.targets import Crossfade
+
+        version, target, fade, fade_k = 0, None, None, 0
         last_start = -math.inf
         while not self.stopping.is_set():
             self._wake.clear()  # before reading the state: a change after this wakes the wait below
+            config, v = self._config.get()
+            if v != self._config_seen:
+                self._config_seen = v
+                try:
+                    self.optimizer.configure(config)
+                    self.crossfade_steps = int(config.crossfade_steps)
+                except Exception as exc:  # noqa: BLE001 - a bad reload must not stop the show
+                    log.warning("guidance settings refused: %s", exc)
             got, v = self.targets.get()
             if v != version:
                 version = v
                 if got is not None and got[0] is not None:
-                    target, _spec, l1_anchor = got
+                    new, _spec, l1_anchor = got
+                    # Fade from what the steps were going towards (mid-fade included) to the new target.
+                    start = fade.at(fade_k) if fade is not None else target
+                    if self.crossfade_steps > 0 and start is not None:
+                        fade, fade_k = Crossfade(start, new, steps=self.crossfade_steps), 0
+                    else:
+                        fade = None
+                    target = new
                     if l1_anchor:
                         self.optimizer.set_anchor()
                     self.counters["target_changes"] += 1
@@ -97,8 +124,14 @@ class OptimizerWorker(Stage):
                 self._wake.wait(due - t0)
                 continue
             last_start = t0
+            step_target = target
+            if fade is not None:
+                fade_k += 1
+                step_target = fade.at(fade_k)
+                if fade.done(fade_k):
+                    fade = None
             try:
-                res = self.optimizer.step(target)
+                res = self.optimizer.step(step_target)
             except OutOfMemoryError as exc:
                 self._shrink(exc)
                 continue

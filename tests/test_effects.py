@@ -82,3 +82,25 @@ def test_feedback_leaves_a_trail():
 def test_rejects_float_frames():
     with pytest.raises(ValueError, match="uint8"):
         Effects().apply(np.zeros((4, 4, 3), np.float32), pulse=0, intensity=0, t_s=0)
+
+
+def test_flash_whitens_strong_onsets_and_barely_touches_weak_ones():
+    frame = np.full((8, 8, 3), 40, np.uint8)
+    still = dict(zoom=0.0, intensity_zoom=0.0, shift=0.0, brightness=0.0)
+    off = Effects(EffectAmounts(**still))
+    on = Effects(EffectAmounts(**still, flash=0.8))
+    assert (off.apply(frame, pulse=1.0, intensity=0.0, t_s=0.0) == 40).all()  # flash 0: nothing
+    assert (on.apply(frame, pulse=0.0, intensity=0.0, t_s=0.0) == 40).all()  # no onset: nothing
+    full = int(on.apply(frame, pulse=1.0, intensity=0.0, t_s=0.0)[0, 0, 0])
+    weak = int(on.apply(frame, pulse=0.3, intensity=0.0, t_s=0.0)[0, 0, 0])
+    assert full == round(40 + (255 - 40) * 0.8)  # 80 % of the way to white
+    assert 40 < weak < 40 + (full - 40) * 0.15  # pulse**2: a weak onset flashes ~9 % as much
+
+
+def test_effects_from_a_preset_section_carry_every_field():
+    from core.presets import EffectsSection
+
+    a = EffectAmounts.from_config(EffectsSection(pulse=0.5, zoom=0.5, shift=0.5, feedback=0.5, flash=0.5))
+    b = EffectAmounts.from_config(EffectsSection())
+    assert all(getattr(a, f) != getattr(b, f) for f in ("zoom", "brightness", "intensity_zoom", "shift", "feedback",
+                                                        "flash"))

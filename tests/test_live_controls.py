@@ -125,3 +125,134 @@ def test_hud_shows_flat_out_and_frozen(tmp_path, m2v_home):
     assert any("(flat out)" in s for s in lines)
     assert any("FROZEN" in s for s in lines)
     assert not any("FROZEN" in s for s in lines[:5])
+
+
+# Every field a hot reload may change live, and where the running show keeps it.  A new preset field
+# that is neither here nor marked reload=True in core/presets.py fails the coverage check below.
+def _readers():
+    from core.effects import EffectAmounts
+    from live.osc import parse_allow_list
+
+    g = lambda f: (lambda app: getattr(app.optimizer, f), lambda p: getattr(p.guidance, f))  # noqa: E731
+    d = lambda f, sec: (lambda app: getattr(app.director, f), lambda p: getattr(getattr(p, sec), f))  # noqa: E731
+    return {
+        "guidance.cutouts": g("cutouts"),
+        "guidance.cut_min_frac": g("cut_min_frac"),
+        "guidance.cut_pow": g("cut_pow"),
+        "guidance.augment": (lambda app: set(app.optimizer.augmentations), lambda p: set(p.guidance.augmentations())),
+        "guidance.lr": (lambda app: app.optimizer._opt.param_groups[0]["lr"], lambda p: p.guidance.lr),
+        "guidance.consistency": (lambda app: (app.embedder.consistency, app.director.consistency),
+                                 lambda p: (p.guidance.consistency,) * 2),
+        "guidance.l1_weight": g("l1_weight"),
+        "guidance.crossfade_steps": (lambda app: app.worker.crossfade_steps, lambda p: p.guidance.crossfade_steps),
+        "guidance.style_prompts": (lambda app: app.director.current.prompts,
+                                   lambda p: tuple((s.text, s.weight) for s in p.guidance.style_prompts)),
+        "guidance.style_weight": (lambda app: app.embedder.style_weight, lambda p: p.guidance.style_weight),
+        "guidance.prompt_bank": (lambda app: app.director.bank,
+                                 lambda p: [(s.text, s.weight) for s in p.guidance.prompt_bank]),
+        "rate.min_steps_per_s": (lambda app: app.director.rate_range[0], lambda p: p.rate.min_steps_per_s),
+        "rate.max_steps_per_s": (lambda app: app.director.rate_range[1], lambda p: p.rate.max_steps_per_s),
+        # read from app.preset every frame, where the worker's rate is set
+        "rate.curve_gamma": (lambda app: app.preset.rate.curve_gamma, lambda p: p.rate.curve_gamma),
+        "onsets.threshold": (lambda app: app.analyzer._onset_threshold, lambda p: p.onsets.threshold),
+        "onsets.min_ioi_s": (lambda app: app.analyzer.min_ioi_s, lambda p: p.onsets.min_ioi_s),
+        "onsets.silence_db": (lambda app: app.analyzer.silence_db, lambda p: p.onsets.silence_db),
+        "onsets.refractory_s": d("refractory_s", "onsets"),
+        "onsets.min_scene_s": d("min_scene_s", "onsets"),
+        "onsets.max_scene_s": d("max_scene_s", "onsets"),
+        "onsets.quantize": d("quantize", "onsets"),
+        "intensity.low_percentile": (lambda app: app.analyzer.normalizer.low_pct, lambda p: p.intensity.low_percentile),
+        "intensity.high_percentile": (lambda app: app.analyzer.normalizer.high_pct,
+                                      lambda p: p.intensity.high_percentile),
+        "intensity.attack_s": (lambda app: app.analyzer.normalizer.attack_s, lambda p: p.intensity.attack_s),
+        "intensity.release_s": (lambda app: app.analyzer.normalizer.release_s, lambda p: p.intensity.release_s),
+        **{f"effects.{f}": (lambda app: app.effects.amounts, lambda p: EffectAmounts.from_config(p.effects))
+           for f in ("pulse", "zoom", "shift", "feedback", "flash")},
+        # read from app.preset when a recording starts
+        **{f"record.{f}": (lambda app, f=f: getattr(app.preset.record, f), lambda p, f=f: getattr(p.record, f))
+           for f in ("fps", "crf", "preset", "audio_bitrate_kbps")},
+        "osc.allow": (lambda app: app.osc.allow, lambda p: parse_allow_list(",".join(p.osc.allow) or None)),
+        "osc.eos_cues": (lambda app: app.osc.eos_cues, lambda p: dict(p.osc.eos_cues)),
+        "osc.feedback": (lambda app: app.feedback and f"{app.feedback.host}:{app.feedback.port}",
+                         lambda p: p.osc.feedback),
+    }
+
+
+def test_every_live_field_has_a_reader_here():
+    from core.presets import RELOAD_FIELDS, SECTIONS
+
+    live = {f"{s}.{f}" for s, cls in SECTIONS.items() if s != "render" for f in cls.model_fields} - set(RELOAD_FIELDS)
+    assert live == set(_readers()), "a preset field is reported live but nothing applies it (or it is not listed)"
+
+
+EDIT = """extends = "tiny"
+[guidance]
+cutouts = 3
+cut_min_frac = 0.6
+cut_pow = 2.0
+augment = ["noise", "erase"]
+lr = 0.07
+consistency = "l1"
+l1_weight = 0.5
+crossfade_steps = 4
+style_weight = 0.7
+style_prompts = [{text = "neon", weight = 0.5}]
+prompt_bank = [{text = "a red circle"}, {text = "blue rings", weight = 2.0}]
+seed = 99
+[rate]
+min_steps_per_s = 3.0
+max_steps_per_s = 9.0
+curve_gamma = 2.0
+[onsets]
+threshold = 0.6
+min_ioi_s = 0.08
+silence_db = -50.0
+refractory_s = 0.3
+min_scene_s = 1.0
+max_scene_s = 5.0
+quantize = "beat"
+[intensity]
+low_percentile = 20.0
+high_percentile = 80.0
+attack_s = 0.1
+release_s = 1.0
+[effects]
+pulse = 0.9
+zoom = 0.3
+shift = 0.2
+feedback = 0.4
+flash = 0.8
+[record]
+fps = 24
+crf = 25
+preset = "ultrafast"
+audio_bitrate_kbps = 128
+[osc]
+allow = ["127.0.0.1"]
+feedback = "127.0.0.1:9123"
+eos_cues = {"1/2" = "a green square"}
+"""
+
+
+@pytest.mark.slow
+def test_a_hot_reload_applies_every_live_field_and_reports_the_restart_ones(tmp_path, m2v_home):
+    from core.presets import load_preset
+
+    preset = tmp_path / "mine.toml"
+    preset.write_text('extends = "tiny"\n')
+    app = LiveApp(LiveOptions(input=str(_clicks(tmp_path)), preset=str(preset), headless=True,
+                              osc_port=_free_udp_port(), offline=True))
+    before = app.preset
+    _at_stream_time(app, 1.0, lambda: preset.write_text(EDIT))  # the user saves the file mid-show
+    _at_stream_time(app, 4.0, lambda: app.display.push_action("quit"))
+    stats = app.run()
+    new = load_preset(preset)
+
+    (update,) = stats["preset_updates"]
+    assert update["reload"] == ["guidance.seed"]  # reported, not applied
+    assert app.preset.guidance.seed == before.guidance.seed
+    readers = _readers()
+    assert set(update["live"]) == {f for f in readers if readers[f][1](new) != readers[f][1](before)}
+    wrong = {f: (readers[f][0](app), readers[f][1](new)) for f in update["live"]
+             if readers[f][0](app) != readers[f][1](new)}
+    assert not wrong, wrong

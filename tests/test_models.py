@@ -260,3 +260,22 @@ def test_cli_weights_download_fails_fast_offline(m2v_home):
     listing = subprocess.run([sys.executable, "-m", "live.cli", "weights", "list", "default"],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert listing.returncode == 1 and listing.stdout.count("missing") == 5  # a named set that is not complete
+
+
+def test_resolve_device_knows_mps_and_names_the_fix_when_it_is_absent():
+    import torch
+
+    from core.errors import ConfigError, DeviceError
+    from core.models import resolve_device
+    from core.presets import ModelsSection
+
+    assert ModelsSection(device="mps").device == "mps"  # the schema and the resolver agree on the names
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.backends.mps.is_available():
+        with pytest.raises(DeviceError, match="Apple.*--device cpu"):
+            resolve_device("mps")
+    else:
+        assert resolve_device("mps").type == "mps"
+    with pytest.raises(ConfigError, match="not one of auto, cpu, cuda"):
+        resolve_device("tpu")

@@ -162,3 +162,79 @@ def test_init_from_image_resize_and_bad_sizes(models, rng):
         LatentOptimizer(models, size=(70, 64))
     with pytest.raises(ConfigError, match="precision"):
         LatentOptimizer(models, size=SIZE, precision="int8")
+
+
+# -- augmentations: each name a preset may list does something, and only it -------------
+
+def _views(models, augment, image, seed=3):
+    opt = LatentOptimizer(models, size=SIZE, cutouts=8, cut_min_frac=0.5, augment=augment, seed=seed)
+    boxes = opt.draw_cutouts(8)
+    views = opt.cut(image, boxes, warp=True)
+    if opt.augmentations & {"color", "noise", "erase"}:
+        views = opt._jitter(views)
+    return views, boxes
+
+
+@pytest.fixture
+def stripes_image():
+    """Horizontal stripes: every row is one value, so any rotation or warp shows up across a row."""
+    rows = (np.arange(64) // 8 % 2).astype(np.float32)
+    return torch.from_numpy(np.broadcast_to(rows[None, None, :, None], (1, 3, 64, 64)).copy())
+
+
+def test_each_augmentation_name_acts_and_a_preset_list_reaches_the_optimizer(models, stripes_image):
+    from core.presets import AUGMENTATIONS, GuidanceSection
+
+    plain, _ = _views(models, [], stripes_image)
+    assert (plain.std(dim=-1) < 1e-5).all()  # no augmentation: rows stay constant (an exact crop)
+    for name in AUGMENTATIONS:
+        views, boxes = _views(models, [name], stripes_image)
+        if name == "flip":  # a flipped row of horizontal stripes is the same row: the boxes say it
+            assert boxes[:, 3].sum() > 0
+            continue
+        assert not torch.allclose(views, plain, atol=1e-3), name
+    rotated, _ = _views(models, ["affine"], stripes_image)
+    assert (rotated.std(dim=-1).amax(dim=(1, 2)) > 0.05).float().mean() > 0.5  # rows cross stripes
+    erased, _ = _views(models, ["erase"], stripes_image)
+    # A grey rectangle: some views now hold values that are neither stripe (0 or 1).
+    assert ((erased > 0.01) & (erased < 0.99)).any()
+    opt = LatentOptimizer.from_config(models, GuidanceSection(augment=["noise", "erase"]), size=SIZE)
+    assert opt.augmentations == {"noise", "erase"}
+    assert LatentOptimizer.from_config(models, GuidanceSection(augment=True), size=SIZE).augmentations == \
+        {"flip", "color", "noise"}
+    with pytest.raises(ConfigError, match="unknown augmentations"):
+        LatentOptimizer(models, size=SIZE, augment=["sparkle"])
+
+
+def test_perspective_warp_is_the_identity_with_no_corner_moves():
+    from core.optimizer import _homography_warp
+
+    u = torch.rand(2, 50, 2) * 2 - 1
+    assert torch.allclose(_homography_warp(u, torch.zeros(2, 4, 2)), u, atol=1e-5)
+    moved = torch.tensor([[[0.1, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]]).expand(2, -1, -1)
+    corners = torch.tensor([[[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]]).expand(2, -1, -1)
+    assert torch.allclose(_homography_warp(corners, moved), corners + moved, atol=1e-5)
+
+
+def test_guidance_init_starts_from_an_image_or_names_the_fix(models, tmp_path):
+    from PIL import Image
+
+    from core.optimizer import start_from_init
+
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[:, :32] = (230, 30, 30)
+    path = tmp_path / "start.png"
+    Image.fromarray(img).save(path)
+    a = LatentOptimizer(models, size=SIZE, seed=0)
+    start_from_init(a, str(path))
+    b = LatentOptimizer(models, size=SIZE, seed=0)
+    b.init_from_image(img)
+    assert torch.equal(a.z, b.z)  # the image's VQGAN encoding, not the seed's random codes
+    c = LatentOptimizer(models, size=SIZE, seed=0)
+    start_from_init(c, "random")
+    assert not torch.equal(a.z, c.z)
+    with pytest.raises(ConfigError, match="no such image file.*'random'"):
+        start_from_init(a, str(tmp_path / "missing.png"))
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ConfigError, match="not a readable image"):
+        start_from_init(a, str(tmp_path / "notes.png"))

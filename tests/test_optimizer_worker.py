@@ -131,3 +131,42 @@ def test_stop_ends_a_long_wait_at_once(rig):
     rig.worker.stop()
     assert time.perf_counter() - t0 < 1.0
     assert not rig.worker.alive
+
+
+def test_crossfade_blends_the_new_target_in_over_its_steps():
+    import torch
+
+    from core.targets import Target
+
+    a = Target.single(torch.tensor([1.0, 0.0]), label="a")
+    b = Target.single(torch.tensor([0.0, 1.0]), label="b")
+    targets = LatestSlot()
+    opt = RecordingOptimizer()
+    worker = OptimizerWorker(opt, targets, rate_hz=200.0, crossfade_steps=4)
+    worker.start()
+    try:
+        targets.put((a, None, False))
+        assert _wait_for(lambda: len(opt.steps) >= 2)
+        worker.set_paused(True)
+        time.sleep(0.05)
+        n = len(opt.steps)
+        targets.put((b, None, False))
+        worker.set_paused(False)
+        assert _wait_for(lambda: len(opt.steps) >= n + 6)
+    finally:
+        worker.stop()
+    assert all(t is a for _, t in opt.steps[:n])  # the first target: no fade from nothing
+    fade = [t for _, t in opt.steps[n:n + 6]]
+    share_b = [float(t.weights[t.labels.index("b")]) if "b" in t.labels else 0.0 for t in fade]
+    assert 0.0 < share_b[0] < share_b[1] < share_b[2] < 1.0  # eased in over 4 steps
+    assert fade[3] is b and fade[4] is b
+
+
+def test_guidance_settings_reach_the_optimizer_between_steps(rig):
+    from core.presets import GuidanceSection
+
+    rig.opt.configure = lambda g: setattr(rig.opt, "configured", g)
+    g = GuidanceSection(cutouts=3, crossfade_steps=7)
+    rig.worker.configure(g)
+    assert _wait_for(lambda: getattr(rig.opt, "configured", None) is g)
+    assert rig.worker.crossfade_steps == 7

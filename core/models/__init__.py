@@ -10,6 +10,7 @@ Use :func:`resolve_spec` to turn what the user typed (``--models``) into a
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,15 +70,20 @@ def resolve_spec(name: str | None) -> ModelSetSpec:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    """``auto`` -> cuda when available, else mps (Apple), else cpu; an asked-for device that is absent is an error."""
     device = "auto" if device is None else str(device)
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps is not None and mps.is_available())
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise DeviceError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu or auto "
                           f"(torch {torch.__version__})")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ConfigError(f"--device {device!r} is not one of auto, cpu, cuda")
+    if device == "mps" and not has_mps:
+        raise DeviceError("--device mps asked for, but torch sees no Apple Metal GPU (macOS on Apple silicon "
+                          f"only); use --device cpu or auto (torch {torch.__version__})")
+    if device not in ("cpu", "mps") and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise ConfigError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N, mps")
     return torch.device(device)
 
 

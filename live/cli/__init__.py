@@ -34,8 +34,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, models: bool = True
             "m2v-models.json manifest (default: from the preset, else 'default')",
         )
         parser.add_argument(
-            "--device", default="auto", choices=("auto", "cpu", "cuda"),
-            help="compute device (auto: cuda when available)",
+            "--device", default=None, choices=("auto", "cpu", "cuda", "mps"),
+            help="compute device (default: the preset's models.device, 'auto': cuda, else mps, else cpu)",
         )
         parser.add_argument(
             "--offline", action="store_true", default=os.environ.get("M2V_OFFLINE") == "1",

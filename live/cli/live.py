@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from live.audio_input import DEFAULT_BLOCK
 from live.cli import add_common_arguments, size_arg
 
 HELP = "run live: audio in -> onsets/intensity -> CLIP-guided VQGAN -> fullscreen (and a recording)"
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--osc-host", default=None, help="OSC listen address (default 127.0.0.1; 0.0.0.0 for a desk on the network)")
     parser.add_argument("--osc-allow", default=None, metavar="CIDR[,CIDR...]", help="accept OSC only from these senders")
     parser.add_argument("--osc-feedback", default=None, metavar="HOST:PORT", help="send /m2v/state/... feedback here")
-    parser.add_argument("--block", type=int, default=256, help="audio block size in samples (raise on input overflows)")
+    parser.add_argument("--block", type=int, default=DEFAULT_BLOCK, help="audio block size in samples (raise on input overflows)")
     parser.add_argument("--play", default=None, metavar="DEVICE",
                         help="with a file or demo input: also play it on this output device")
     parser.add_argument("--loop", action="store_true", help="with a file input: loop it")

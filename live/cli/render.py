@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, width=64, height=64, cutouts=min(settings.cutouts, 4),
                                        min_ips=min(settings.min_ips, 2.0), max_ips=min(settings.max_ips, 6.0),
                                        fps=min(settings.fps, 15))
-    models = load_models(args.models or preset.models.set, device=args.device, offline=args.offline)
+    models = load_models(args.models or preset.models.set, device=args.device or preset.models.device,
+                         offline=args.offline)
     result = render(args.audio, out, settings=settings, models=models, cues=cues, resume=args.resume,
                     progress=not args.no_progress)
     print(f"wrote {result.out_path} ({result.frames} frames) and {result.sidecar_path}")
