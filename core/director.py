@@ -15,10 +15,8 @@ Rules, after the Music2Video paper and the live design:
 - With ``max_scene_s`` > 0, an audio scene that no accepted onset has renewed for
   that long is renewed at the tick (the window ending then): sustained sound
   (a pad, a drone) without attacks still moves the picture along.
-- Each swap records the target it replaces, so the engine can blend the two per
-  the consistency mode: ``average`` is the paper's Eq. 2,
-  ``target_t = (CLIP(p_{t-1}) + CLIP(p_t)) / 2``; ``l1`` pulls ``z_t`` towards
-  ``z_{t-1}`` (Eq. 1); ``none`` uses the new target alone.
+- The director only names targets; blending a new one with the previous (the
+  paper's Eq. 2, :func:`core.targets.eq2`) is the embedder's job, on embeddings.
 - A lyric cue overrides audio targets until it expires (``duration_s``), is
   replaced, or is cleared.  A prompt-bank entry is held the same way, without
   expiry.  Style prompts are mixed into every target.
@@ -35,13 +33,11 @@ from typing import Any, Literal, Sequence
 
 from core import events as ev
 from core.errors import ConfigError
+from core.events import CONSISTENCY_MODES, QUANTIZE_MODES
 
 log = logging.getLogger(__name__)
 
 TargetKind = Literal["audio", "lyric", "prompt"]
-BlendMode = Literal["average", "l1", "none"]
-CONSISTENCY_MODES = ("average", "l1", "none")
-QUANTIZE_MODES = ("off", "beat", "bar")
 
 # Cues that change what is on screen wait for the beat grid when quantizing;
 # the rest (record, rates, thresholds, presets) are show controls and act at once.
@@ -75,18 +71,15 @@ class TargetSpec:
 
 @dataclass(frozen=True, slots=True)
 class TargetSwap:
-    """A change of the main target at stream time ``time_s``.
+    """A change of the main target at stream time ``time_s`` (what :meth:`Director.tick` reports).
 
-    ``previous`` is the target it replaces (``None`` for the first one), for the
-    blend named by ``blend``.  ``prompts`` and ``weight`` are as in :class:`TargetSpec`.
+    ``prompts`` and ``weight`` are as in :class:`TargetSpec`.
     """
 
     time_s: float
     kind: TargetKind
     text: str | None
     audio_end_s: float | None
-    previous: TargetSpec | None
-    blend: BlendMode
     weight: float = 1.0
     prompts: tuple[tuple[str, float], ...] = ()
 
@@ -138,7 +131,6 @@ class Director:
         refractory_s: float = 0.25,
         min_scene_s: float = 0.5,
         max_scene_s: float = 0.0,
-        consistency: BlendMode = "average",
         quantize: ev.QuantizeMode = "off",
         beats_per_bar: int = 4,
         bank: Sequence[tuple[str, float]] = (),
@@ -150,8 +142,6 @@ class Director:
             raise ConfigError(
                 f"refractory_s={refractory_s!r}, min_scene_s={min_scene_s!r}, max_scene_s={max_scene_s!r}: "
                 "each must be >= 0 seconds; use 0 to disable")
-        if consistency not in CONSISTENCY_MODES:
-            raise ConfigError(f"consistency={consistency!r} is not one of {CONSISTENCY_MODES}")
         if quantize not in QUANTIZE_MODES:
             raise ConfigError(f"quantize={quantize!r} is not one of {QUANTIZE_MODES}")
         if beats_per_bar < 1:
@@ -159,7 +149,6 @@ class Director:
         self.refractory_s = float(refractory_s)
         self.min_scene_s = float(min_scene_s)
         self.max_scene_s = float(max_scene_s)
-        self.consistency: BlendMode = consistency
         self.beats_per_bar = int(beats_per_bar)
         self.bank: list[tuple[str, float]] = [(str(t), float(w)) for t, w in bank]
 
@@ -209,7 +198,6 @@ class Director:
         self.refractory_s, self.min_scene_s, self.max_scene_s = o.refractory_s, o.min_scene_s, o.max_scene_s
         self.quantize = o.quantize
         self.onset_threshold = o.threshold
-        self.consistency = g.consistency
         self.bank = [(p.text, float(p.weight)) for p in g.prompt_bank]
         self.rate_range = (r.min_steps_per_s, r.max_steps_per_s)
 
@@ -423,14 +411,12 @@ class Director:
 
     def _swap(self, t: float, *, kind: TargetKind, text: str | None,
               audio_end_s: float | None, weight: float = 1.0) -> None:
-        previous = None if self.current.empty else self.current
         new = TargetSpec(kind=kind, text=text, audio_end_s=audio_end_s, weight=weight,
                          prompts=self.current.prompts)
         self._set_current(new)
         self._last_swap_s = t
         self._out.append(TargetSwap(time_s=t, kind=kind, text=text, audio_end_s=audio_end_s,
-                                    previous=previous, blend=self.consistency, weight=weight,
-                                    prompts=new.prompts))
+                                    weight=weight, prompts=new.prompts))
         self.swaps.append({"time": t, "kind": kind, "text": text})
 
     def _set_current(self, target: TargetSpec) -> None:

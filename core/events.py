@@ -9,7 +9,7 @@ since the first input sample), not wall-clock time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal, Union, get_args
 
 # --- audio features ---------------------------------------------------------
 
@@ -106,6 +106,11 @@ class RateRange:
 
 
 QuantizeMode = Literal["off", "beat", "bar"]
+QUANTIZE_MODES: tuple[str, ...] = get_args(QuantizeMode)
+#: Temporal consistency between scenes: 'average' = the paper's Eq. 2 target (core.targets.eq2),
+#: 'l1' = Eq. 1's pull of z towards the previous scene's, 'none'.
+Consistency = Literal["average", "l1", "none"]
+CONSISTENCY_MODES: tuple[str, ...] = get_args(Consistency)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError
+from core.events import Consistency, QuantizeMode
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -162,7 +163,7 @@ class GuidanceSection(_Section):
     lr: float = _f("optimizer (Adam) learning rate on the VQGAN latent", 0.1, gt=0.0, le=10.0)
     seed: int = _f("random seed for the initial latent and the cutouts (CLI --seed overrides)", 0,
                    ge=0, le=2**32 - 1, reload=True)
-    consistency: Literal["average", "l1", "none"] = _f(
+    consistency: Consistency = _f(
         "temporal consistency: 'average' = paper Eq. 2 target (prev + current)/2, "
         "'l1' = Eq. 1 pull of z towards the previous scene's z, 'none'", "average",
     )
@@ -232,7 +233,7 @@ class OnsetsSection(_Section):
                             "the latest audio (sustained sound still moves the picture); 0 = onsets only",
                             0.0, ge=0.0, le=600.0)
     silence_db: float = _f("blocks quieter than this (dBFS) produce no onsets", -70.0, ge=-120.0, le=0.0)
-    quantize: Literal["off", "beat", "bar"] = _f(
+    quantize: QuantizeMode = _f(
         "apply cues at once, or at the next beat or bar", "off")
 
 

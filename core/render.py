@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -32,47 +31,50 @@ from typing import Literal, Sequence
 import numpy as np
 
 from core.errors import ConfigError, InputError
-from core.presets import parse_size
+from core.presets import Preset, apply_overrides, load_preset
 
 log = logging.getLogger(__name__)
 
-Consistency = Literal["average", "l1", "none"]
-CONSISTENCY_MODES = ("average", "l1", "none")
-
-
 @dataclass(frozen=True)
 class RenderSettings:
-    width: int = 256
-    height: int = 256
-    fps: int = 30
-    segments: str = "beats"
-    rate: str = "paper"
-    min_ips: float = 10.0
-    max_ips: float = 120.0
-    consistency: Consistency = "average"
-    l1_weight: float = 0.1
-    cutouts: int = 16
-    cut_min_frac: float = 0.25
-    lr: float = 0.1
-    style_prompts: tuple[tuple[str, float], ...] = ()
-    style_weight: float = 0.3
-    seed: int = 0
-    crf: int = 18
+    """What one render runs with: a resolved preset and the run's own switches.
+
+    The preset is the one home of every setting (``[models] size``, ``[guidance]``,
+    ``[render]``, ``[record] crf``); CLI flags reach it as overrides, as in ``m2v live``.
+    """
+
+    preset: Preset
     blend_frames: bool = False
 
-    def check(self) -> None:
-        if self.consistency not in CONSISTENCY_MODES:
-            raise ConfigError(f"--consistency {self.consistency!r}: expected one of {', '.join(CONSISTENCY_MODES)}")
-        if not 1 <= self.fps <= 240:
-            raise ConfigError(f"--fps {self.fps}: expected 1..240")
-        try:
-            parse_size(f"{self.width}x{self.height}")
-        except ValueError as exc:
-            raise ConfigError(f"--size: {exc}") from None
+    @classmethod
+    def of(cls, preset: str | Preset = "paper", overrides: dict | None = None, *,
+           blend_frames: bool = False) -> "RenderSettings":
+        """A preset by name (or a resolved one) with dotted overrides (``{"render.fps": 10}``)."""
+        p = load_preset(preset) if isinstance(preset, str) else preset
+        if overrides:
+            p = apply_overrides(p, overrides, origin="command line")
+        return cls(p, blend_frames=blend_frames)
+
+    def with_overrides(self, overrides: dict) -> "RenderSettings":
+        return RenderSettings(apply_overrides(self.preset, overrides, origin="overrides"), self.blend_frames)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.preset.models.size_wh
+
+    @property
+    def fps(self) -> int:
+        return self.preset.render.fps
+
+    def describe(self) -> dict:
+        """The settings that shape the video, for the sidecar and the resume fingerprint."""
+        p = self.preset
+        return {"preset": p.name, "size": list(self.size), "guidance": p.guidance.model_dump(mode="json"),
+                "render": p.render.model_dump(mode="json"), "crf": p.record.crf, "blend_frames": self.blend_frames}
 
     def fingerprint(self, *, audio_sha: str, models: str, cues: Sequence) -> str:
         """Identifies a render, so --resume never mixes chunks of different settings."""
-        blob = json.dumps([dataclasses.asdict(self), audio_sha, models, [(c.time_s, c.text) for c in cues]],
+        blob = json.dumps([self.describe(), audio_sha, models, [(c.time_s, c.text) for c in cues]],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -120,17 +122,6 @@ def plan_segments(analysis, cues: Sequence, *, fps: int) -> list[SegmentPlan]:
     return plans
 
 
-def segment_targets(raw: Sequence, consistency: Consistency) -> list:
-    """Per-segment target embeddings from raw guidance embeddings (Eq. 2 for ``average``)."""
-    out = []
-    for t, g in enumerate(raw):
-        if consistency == "average" and t > 0:
-            out.append((raw[t - 1] + g) / 2)
-        else:
-            out.append(g)
-    return out
-
-
 def _sha_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -162,12 +153,13 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
 
     from core.audio_io import load_audio
     from core.encoders import Encoders
-    from core.optimizer import LatentOptimizer
+    from core.optimizer import LatentOptimizer, start_from_init
     from core.segments import analyze_offline
-    from core.targets import Target
+    from core.targets import Crossfade, Target, eq2_chain
     from core.video import ChunkWriter, check_writable, mux
 
-    settings.check()
+    g, rs = settings.preset.guidance, settings.preset.render
+    width, height = settings.size
     audio_path, out_path = Path(audio_path), Path(out_path)
     check_writable(out_path)
     y, sr = load_audio(audio_path)
@@ -176,9 +168,8 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
     for c in late:
         log.warning("lyric %r at %.2f s is after the end of the audio (%.2f s); it will not be shown",
                     c.text, c.time_s, duration_s)
-    analysis = analyze_offline(y, sr, segments=settings.segments, rate=settings.rate,
-                               min_ips=settings.min_ips, max_ips=settings.max_ips)
-    plans = plan_segments(analysis, cues, fps=settings.fps)
+    analysis = analyze_offline(y, sr, segments=rs.segments, rate=rs.rate, min_ips=rs.min_ips, max_ips=rs.max_ips)
+    plans = plan_segments(analysis, cues, fps=rs.fps)
 
     enc = Encoders(models)
     raw = []
@@ -191,28 +182,28 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
                                   "(use --models default), or guide every segment with --prompt")
             a, b = int(p.start_s * sr), max(int(p.end_s * sr), int(p.start_s * sr) + 1)
             raw.append(enc.audio(y[a:b], sr=sr, key=("render", a, b)))
-    targets = segment_targets(raw, settings.consistency)
-    styles = [(enc.text(t), w * settings.style_weight) for t, w in settings.style_prompts]
+    targets = eq2_chain(raw, g.consistency)
+    styles = [(enc.text(p.text), p.weight * g.style_weight) for p in g.style_prompts]
 
     work = work_dir_for(out_path)
     fp = settings.fingerprint(audio_sha=_sha_file(audio_path), models=models.name, cues=cues)
     state_file, progress_file = work / "state.pt", work / "progress.json"
     done: list[dict] = []
-    opt = LatentOptimizer(models, size=(settings.width, settings.height), cutouts=settings.cutouts,
-                          cut_min_frac=settings.cut_min_frac, lr=settings.lr,
-                          l1_weight=settings.l1_weight if settings.consistency == "l1" else 0.0,
-                          seed=settings.seed)
+    opt = LatentOptimizer.from_config(models, g, size=(width, height))
+    resumed = 0
     if resume and progress_file.is_file():
         saved = json.loads(progress_file.read_text())
         if saved.get("fingerprint") != fp:
             raise ConfigError(f"{work} holds a render with other settings or input; run without --resume "
                               f"(or delete {work}) to start over")
         done = saved["segments"]
+        resumed = len(done)
         opt.load_state_dict(torch.load(state_file, weights_only=True))
+        log.info("resuming %s after %d of %d segments", out_path, resumed, len(plans))
     else:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        opt.init_random()
+        start_from_init(opt, g.init)
 
     total_iters = sum(p.iterations for p in plans)
     bar = tqdm(total=total_iters, initial=sum(p.iterations for p in plans[: len(done)]), unit="it",
@@ -223,17 +214,22 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
                 raise KeyboardInterrupt
             parts = [(targets[p.index], 1.0)] + styles
             target = Target.of([(e, w, "") for e, w in parts])
-            if settings.consistency == "l1":
+            # [guidance] crossfade_steps: blend in from the previous segment's target (0: a cut)
+            fade = None
+            if g.crossfade_steps > 0 and p.index > 0:
+                prev = Target.of([(e, w, "") for e, w in [(targets[p.index - 1], 1.0)] + styles])
+                fade = Crossfade(prev, target, steps=g.crossfade_steps)
+            if g.consistency == "l1":
                 opt.set_anchor()
-            writer = ChunkWriter(work / f"seg{p.index:05d}.mp4", fps=settings.fps, width=settings.width,
-                                 height=settings.height, crf=settings.crf)
+            writer = ChunkWriter(work / f"seg{p.index:05d}.mp4", fps=rs.fps, width=width, height=height,
+                                 crf=settings.preset.record.crf)
             need = {}
             for frame_no, it in zip(p.frames, p.frame_iteration):
                 need.setdefault(it, []).append(frame_no)
             loss_first = loss_last = float("nan")
             prev_frame = None
             for it in range(p.iterations):
-                res = opt.step(target)
+                res = opt.step(fade.at(it + 1) if fade is not None else target)
                 loss_last = res.loss
                 if it == 0:
                     loss_first = res.loss
@@ -261,9 +257,9 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
     sidecar = out_path.with_suffix(".json")
     sidecar.write_text(json.dumps({
         "audio": str(audio_path), "duration_s": duration_s, "models": models.name,
-        "settings": dataclasses.asdict(settings), "seed": settings.seed, "tempo_bpm": analysis.tempo_bpm,
+        "settings": settings.describe(), "seed": g.seed, "tempo_bpm": analysis.tempo_bpm,
         "frames": frames, "segments": done,
         "lyrics_after_end": [{"time": c.time_s, "text": c.text} for c in late],
     }, indent=2))
     shutil.rmtree(work, ignore_errors=True)
-    return RenderResult(out_path, sidecar, plans, targets, frames, resumed_segments=0)
+    return RenderResult(out_path, sidecar, plans, targets, frames, resumed_segments=resumed)

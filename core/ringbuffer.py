@@ -133,16 +133,28 @@ class RingBuffer:
         Does not consume.  Samples overwritten during the copy are re-read, so
         the result is always a contiguous stretch of the stream.
         """
+        return self.window(None, n, out=out)
+
+    def window(self, end: int | None, n: int, *, out: np.ndarray | None = None) -> np.ndarray:
+        """The ``n`` samples before absolute sample index ``end`` (None: the newest), oldest first.
+
+        An ``end`` beyond what was written is clipped to the newest sample; zeros stand
+        for samples before the stream began or already overwritten (``end`` too old).
+        Does not consume.
+        """
         if n > self.capacity:
-            raise ValueError(f"latest({n}) exceeds the ring capacity {self.capacity}; make the ring larger")
+            raise ValueError(f"window of {n} samples exceeds the ring capacity {self.capacity}; make the ring larger")
         dst = out[:n] if out is not None else np.empty(n, dtype=np.float32)
         while True:
-            end = self._written
-            have = min(n, end)
-            dst[:n - have] = 0.0
-            self._copy(end - have, have, dst[n - have:])
-            # Valid if nothing in [end - have, end) was overwritten meanwhile.
-            if self._reserved - self.capacity <= end - have:
+            written = self._written
+            stop = written if end is None else min(max(int(end), 0), written)
+            have = min(n, stop)
+            oldest = max(0, self._reserved - self.capacity)  # older samples are gone (or being overwritten)
+            lost = min(have, max(0, oldest - (stop - have)))
+            dst[:n - have + lost] = 0.0
+            self._copy(stop - have + lost, have - lost, dst[n - have + lost:])
+            # Valid if nothing copied was overwritten meanwhile.
+            if have == lost or self._reserved - self.capacity <= stop - have + lost:
                 return dst
 
     @property

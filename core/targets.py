@@ -6,7 +6,7 @@ weight pulls the image towards that embedding, a negative one pushes it away.
 
 Two ways of mixing targets, on purpose different:
 
-* :func:`blend_average` is Music2Video's Eq. 2, ``(CLIP(p_{t-1}) + CLIP(p_t)) / 2``:
+* :func:`eq2` is Music2Video's Eq. 2, ``(CLIP(p_{t-1}) + CLIP(p_t)) / 2``:
   the *embeddings* are averaged into one vector.
 * :class:`Crossfade` fades the *loss* from one target to the other (weights
   ``1 - a`` and ``a``), so it starts exactly at ``start`` and ends exactly at
@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import ConfigError
+from core.events import CONSISTENCY_MODES
 
 
 @dataclass(frozen=True)
@@ -102,52 +103,23 @@ class Target:
         return (a @ b.T).mean(dim=0)
 
 
-def _positive_mean(t: Target) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The weighted mean of a target's positive embeddings and their total weight, or None."""
-    pos = t.weights > 0
-    if not bool(pos.any()):
-        return None
-    w = t.weights[pos]
-    return (t.embeds[pos] * w[:, None]).sum(dim=0) / w.sum(), w.sum()
+def eq2(previous: torch.Tensor | None, current: torch.Tensor, mode: str = "average") -> torch.Tensor:
+    """Music2Video's Eq. 2 on guidance embeddings: ``(CLIP(p_{t-1}) + CLIP(p_t)) / 2``.
 
-
-def blend_average(prev: Target, cur: Target) -> Target:
-    """Music2Video's Eq. 2: the target of segment t is ``(CLIP(p_{t-1}) + CLIP(p_t)) / 2``.
-
-    For the paper's case, one embedding each, the result is that one averaged
-    vector (weight: the mean of the two weights).  For targets with several
-    positive embeddings each side first collapses to its weighted mean;
-    negative embeddings of both are kept, at half weight.
+    The one implementation, used by ``m2v render`` (segment after segment) and by
+    ``m2v live``'s embedder (target after target).  With ``mode`` other than
+    ``average`` (``l1``, ``none``), or no previous embedding, the current one alone.
     """
-    cur = cur.to(prev.embeds.device)
-    p, c = _positive_mean(prev), _positive_mean(cur)
-    items: list[Target] = []
-    if p is not None and c is not None:
-        emb = (p[0] + c[0]) / 2.0
-        w = (p[1] + c[1]) / 2.0
-        label = f"({_join(prev, True)} + {_join(cur, True)})/2"
-        items.append(Target(emb[None], w.reshape(1), (label,)))
-    else:  # one side has nothing to pull towards: keep the other's positives, halved
-        for t, m in ((prev, p), (cur, c)):
-            if m is not None:
-                keep = t.weights > 0
-                items.append(Target(t.embeds[keep], t.weights[keep] / 2.0,
-                                    tuple(lab for lab, k in zip(t.labels, keep.tolist()) if k)))
-    for t in (prev, cur):
-        neg = t.weights < 0
-        if bool(neg.any()):
-            items.append(Target(t.embeds[neg], t.weights[neg] / 2.0,
-                                tuple(lab for lab, k in zip(t.labels, neg.tolist()) if k)))
-    if not items:
-        raise ConfigError("blend_average needs at least one non-zero weight in either target")
-    out = items[0]
-    for t in items[1:]:
-        out = out + t
-    return out
+    if mode not in CONSISTENCY_MODES:
+        raise ConfigError(f"consistency {mode!r}: expected one of {', '.join(CONSISTENCY_MODES)}")
+    if mode != "average" or previous is None:
+        return current
+    return (previous.to(current.device) + current) / 2
 
 
-def _join(t: Target, positive: bool) -> str:
-    return "+".join(lab or "?" for lab, w in zip(t.labels, t.weights.tolist()) if (w > 0) == positive)
+def eq2_chain(raw: Sequence[torch.Tensor], mode: str = "average") -> list[torch.Tensor]:
+    """:func:`eq2` along a sequence of raw guidance embeddings (segment t with segment t-1's raw one)."""
+    return [eq2(raw[t - 1] if t else None, g, mode) for t, g in enumerate(raw)]
 
 
 class Crossfade:

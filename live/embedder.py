@@ -4,8 +4,10 @@ Runs beside the optimizer so that encoding (Wav2CLIP on the recent audio
 window, CLIP on lyric and prompt text) never stalls an optimization step.  The
 optimizer worker just picks up the newest finished :class:`core.targets.Target`.
 
-Consistency (the paper's Eq. 2): with ``average`` the new target is the mean of
-the previous and the current guidance embeddings.
+Audio targets encode the window that ends at the onset the director named
+(``audio_end_s``): the paper's segment audio, not whatever arrived since.
+Consistency (the paper's Eq. 2, :func:`core.targets.eq2`): with ``average`` the
+new target is the mean of the previous and the current guidance embeddings.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class Embedder(Stage):
                 log.warning("could not build target for %s: %s", spec, exc)
 
     def build(self, spec):
-        from core.targets import Target
+        from core.targets import Target, eq2
 
         config, v = self._config.get()
         if v != self._config_seen:
@@ -69,16 +71,15 @@ class Embedder(Stage):
         if spec.kind == "audio":
             if self.encoders.models.audio is None:
                 return None
-            self.ring.latest(self._window.size, out=self._window)
+            end = None if spec.audio_end_s is None else int(round(spec.audio_end_s * self.ring.sr))
+            self.ring.window(end, self._window.size, out=self._window)
             key = ("live", round((spec.audio_end_s or 0.0) * 100))
             main = self.encoders.audio(self._window, sr=self.ring.sr, key=key)
         elif spec.text:
             main = self.encoders.text(spec.text)
         else:
             return None
-        guidance = main
-        if self.consistency == "average" and self._previous is not None:
-            guidance = (self._previous + main) / 2  # Eq. 2
+        guidance = eq2(self._previous, main, self.consistency)
         self._previous = main
         items = [(guidance, float(getattr(spec, "weight", 1.0) or 1.0), spec.text or spec.kind)]
         for text, weight in getattr(spec, "prompts", ()) or ():

@@ -144,11 +144,8 @@ def bench_render(models, preset, *, workdir: Path) -> dict:
     wav = workdir / "song.wav"
     sf.write(wav, y, sr)
     out = {"sections": RENDER_SECTIONS, "lyric": {"text": RENDER_LYRIC[0], "time_s": RENDER_LYRIC[1]}}
-    g, rs = preset.guidance, preset.render
     for mode in ("none", "average"):
-        settings = RenderSettings(width=SIZE, height=SIZE, fps=rs.fps, segments=rs.segments, rate=rs.rate,
-                                  min_ips=rs.min_ips, max_ips=rs.max_ips, consistency=mode, cutouts=g.cutouts,
-                                  cut_min_frac=g.cut_min_frac, lr=g.lr, seed=g.seed)
+        settings = RenderSettings.of(preset, {"models.size": SIZE, "guidance.consistency": mode})
         video = workdir / f"{mode}.mp4"
         t0 = time.perf_counter()
         res = render(wav, video, settings=settings, models=models,

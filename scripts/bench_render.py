@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
               "seconds": args.seconds, "wall_s": round(wall_s, 1), "peak_rss_mb": round(peak_rss_mb),
               "cpu_count": os.cpu_count(), "segments": len(segments),
               "iterations": sum(s["iterations"] for s in segments), "frames": sidecar["frames"],
-              "fps": sidecar["settings"]["fps"], "lyrics": placement,
+              "fps": sidecar["settings"]["render"]["fps"], "lyrics": placement,
               "lyric_segments": sum(s["guidance"] == "lyric" for s in segments), "sidecar": sidecar}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from core.lyrics import Cue
-from core.render import RenderSettings, lyric_for_segment, plan_segments, segment_targets
+from core.render import RenderSettings, lyric_for_segment, plan_segments
+from core.targets import eq2_chain
 from core.segments import OfflineAnalysis, Segment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,12 +53,12 @@ def test_eq2_average_targets():
     import torch
 
     raw = [torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([1.0, 1.0])]
-    avg = segment_targets(raw, "average")
+    avg = eq2_chain(raw, "average")
     assert torch.equal(avg[0], raw[0])
     assert torch.allclose(avg[1], torch.tensor([0.5, 0.5]))
     assert torch.allclose(avg[2], torch.tensor([0.5, 1.0]))
-    assert all(torch.equal(a, b) for a, b in zip(segment_targets(raw, "none"), raw))
-    assert all(torch.equal(a, b) for a, b in zip(segment_targets(raw, "l1"), raw))
+    assert all(torch.equal(a, b) for a, b in zip(eq2_chain(raw, "none"), raw))
+    assert all(torch.equal(a, b) for a, b in zip(eq2_chain(raw, "l1"), raw))
 
 
 def _ffprobe(path):
@@ -65,6 +66,14 @@ def _ffprobe(path):
                           "stream=codec_type,codec_name,nb_read_frames:format=duration", "-of", "json", str(path)],
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out)
+
+
+def _frames(path) -> np.ndarray:
+    """Every decoded frame of a video, (N, H, W, 3) uint8."""
+    import av
+
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
 
 
 def _ffprobe_size(path):
@@ -96,7 +105,8 @@ def tiny_models(tmp_path_factory):
     return load_models(spec, device="cpu", offline=True)
 
 
-SETTINGS = RenderSettings(width=64, height=64, fps=10, min_ips=2.0, max_ips=6.0, cutouts=2, seed=1)
+SETTINGS = RenderSettings.of("tiny", {"models.size": 64, "render.fps": 10, "render.min_ips": 2.0,
+                                      "render.max_ips": 6.0, "guidance.cutouts": 2, "guidance.seed": 1})
 
 
 @pytest.mark.slow
@@ -130,8 +140,6 @@ def test_render_writes_synced_mp4_and_sidecar(song, tiny_models, tmp_path):
 
 @pytest.mark.slow
 def test_consistency_modes_change_targets_as_specified(song, tiny_models, tmp_path):
-    import dataclasses
-
     import torch
 
     from core.render import render
@@ -140,9 +148,9 @@ def test_consistency_modes_change_targets_as_specified(song, tiny_models, tmp_pa
     from core.lyrics import parse_lyrics
 
     cues = parse_lyrics(lyrics)
-    none = render(audio, tmp_path / "n.mp4", settings=dataclasses.replace(SETTINGS, consistency="none"),
+    none = render(audio, tmp_path / "n.mp4", settings=SETTINGS.with_overrides({"guidance.consistency": "none"}),
                   models=tiny_models, cues=cues, progress=False)
-    avg = render(audio, tmp_path / "a.mp4", settings=dataclasses.replace(SETTINGS, consistency="average"),
+    avg = render(audio, tmp_path / "a.mp4", settings=SETTINGS.with_overrides({"guidance.consistency": "average"}),
                  models=tiny_models, cues=cues, progress=False)
     raw = none.targets
     assert len(raw) == len(avg.targets) >= 3
@@ -164,11 +172,16 @@ def test_resume_after_interruption_gives_the_same_segments(song, tiny_models, tm
     with pytest.raises(KeyboardInterrupt):
         render(audio, out, settings=SETTINGS, models=tiny_models, cues=cues, progress=False, stop_after_segments=2)
     assert (work_dir_for(out) / "progress.json").is_file() and not out.exists()
-    render(audio, out, settings=SETTINGS, models=tiny_models, cues=cues, progress=False, resume=True)
+    resumed = render(audio, out, settings=SETTINGS, models=tiny_models, cues=cues, progress=False, resume=True)
+    assert resumed.resumed_segments == 2 and full.resumed_segments == 0
     a = json.loads(full.sidecar_path.read_text())["segments"]
     b = json.loads(out.with_suffix(".json").read_text())["segments"]
     strip = lambda segs: [(s["start"], s["end"], s["guidance"], s["text"], s["iterations"]) for s in segs]  # noqa: E731
     assert strip(a) == strip(b)
+    # The optimizer continued exactly (latent, Adam, RNG): same losses, same pictures.
+    assert [(s["loss_first"], s["loss_last"]) for s in a] == [(s["loss_first"], s["loss_last"]) for s in b]
+    fa, fb = _frames(full.out_path), _frames(out)
+    assert fa.shape == fb.shape and np.abs(fa.astype(int) - fb.astype(int)).max() <= 2  # H.264 rounding at most
 
 
 def test_cli_render_refuses_unwritable_output_before_work(song, tmp_path):
@@ -192,7 +205,7 @@ def test_cli_render_size_wxh(song, tmp_path):
     (video,) = _ffprobe_size(out)
     assert (video["width"], video["height"]) == (96, 64)
     settings = json.loads(out.with_suffix(".json").read_text())["settings"]
-    assert (settings["width"], settings["height"]) == (96, 64)
+    assert settings["size"] == [96, 64] and settings["render"]["fps"] == 10 and settings["guidance"]["cutouts"] == 1
 
 
 def test_cli_render_bad_size_names_the_forms(song, tmp_path):

@@ -111,3 +111,18 @@ def test_concurrent_producer_consumer_sees_a_gapless_stream():
         assert np.array_equal(chunk, ramp(start, chunk.size)), "torn or out-of-order read"
         seen += chunk.size
     assert seen + rb.overflow_samples == total
+
+
+def test_window_reads_the_samples_before_a_given_index():
+    from core.ringbuffer import RingBuffer
+
+    rb = RingBuffer(capacity=100, sr=10)
+    rb.write(np.arange(1, 61, dtype=np.float32))  # samples 0..59 hold 1..60
+    np.testing.assert_array_equal(rb.window(30, 5), [26, 27, 28, 29, 30])
+    np.testing.assert_array_equal(rb.window(3, 5), [0, 0, 1, 2, 3])  # before the stream: zeros
+    np.testing.assert_array_equal(rb.window(500, 3), [58, 59, 60])  # past the newest: clipped to it
+    np.testing.assert_array_equal(rb.window(None, 3), rb.latest(3))
+    rb.write(np.arange(61, 161, dtype=np.float32))  # 160 written: samples 0..59 are overwritten
+    np.testing.assert_array_equal(rb.window(62, 4), [0, 0, 61, 62])  # overwritten ones read as zeros
+    np.testing.assert_array_equal(rb.window(20, 4), [0, 0, 0, 0])
+    assert rb.available() == 100  # reading a window consumes nothing

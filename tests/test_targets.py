@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import ConfigError
-from core.targets import Crossfade, Target, blend_average
+from core.targets import Crossfade, Target, eq2, eq2_chain
 
 
 def unit(*xs: float) -> torch.Tensor:
@@ -42,33 +42,21 @@ def test_weights_scale_and_negative_weights_push_away():
     assert step[0] > 0 and step[1] < 0
 
 
-def test_eq2_blend_is_the_mean_of_the_two_embeddings():
+def test_eq2_is_the_mean_of_the_two_embeddings_and_only_for_average():
     g = torch.Generator().manual_seed(0)
     a = F.normalize(torch.randn(512, generator=g), dim=0)
     b = F.normalize(torch.randn(512, generator=g), dim=0)
-    blended = blend_average(Target.single(a, label="prev"), Target.single(b, label="cur"))
-    assert len(blended) == 1
-    assert torch.allclose(blended.embeds[0], (a + b) / 2, atol=1e-7)
-    assert blended.weights.tolist() == [1.0]
-    # Its direction is the geodesic midpoint: equally close to both.
-    sim = blended.similarity(torch.stack([a, b]))
-    assert sim.item() == pytest.approx(((a + b) / 2).norm().item(), rel=1e-5)
-    assert blended.loss(a[None]).item() == pytest.approx(blended.loss(b[None]).item(), rel=1e-5)
-    # Cosine to either input: cos(theta/2) = sqrt((1 + a.b) / 2).
-    cos = F.cosine_similarity(blended.embeds[0], a, dim=0).item()
+    blended = eq2(a, b)
+    assert torch.allclose(blended, (a + b) / 2, atol=1e-7)
+    # Its direction is the geodesic midpoint: cosine to either input is cos(theta/2) = sqrt((1 + a.b) / 2).
+    cos = F.cosine_similarity(blended, a, dim=0).item()
     assert cos == pytest.approx(math.sqrt((1 + (a @ b).item()) / 2), rel=1e-5)
-
-
-def test_eq2_blend_keeps_negatives_at_half_weight_and_averages_positive_means():
-    e0, e1, e2, e3 = unit(1, 0, 0, 0), unit(0, 1, 0, 0), unit(0, 0, 1, 0), unit(0, 0, 0, 1)
-    prev = Target.of([(e0, 1.0, "a"), (e1, 3.0, "b"), (e3, -1.0, "not")])
-    cur = Target.single(e2, weight=2.0, label="c")
-    out = blend_average(prev, cur)
-    # prev's positive mean: (1*e0 + 3*e1)/4, weight 4; cur's: e2, weight 2.
-    expected = ((e0 + 3 * e1) / 4 + e2) / 2
-    assert torch.allclose(out.embeds[0], expected)
-    assert out.weights.tolist() == pytest.approx([3.0, -0.5])
-    assert out.labels[1] == "not"
+    assert cos == pytest.approx(F.cosine_similarity(blended, b, dim=0).item(), rel=1e-5)
+    assert eq2(None, b) is b and eq2(a, b, "none") is b and eq2(a, b, "l1") is b
+    with pytest.raises(ConfigError, match="consistency 'eq9'"):
+        eq2(a, b, "eq9")
+    chain = eq2_chain([a, b, a], "average")
+    assert chain[0] is a and torch.allclose(chain[1], (a + b) / 2) and torch.allclose(chain[2], (b + a) / 2)
 
 
 def test_crossfade_starts_and_ends_exactly_and_moves_monotonically():

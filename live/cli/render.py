@@ -33,12 +33,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def overrides_from_args(args: argparse.Namespace, preset) -> dict:
+    """The render flags as dotted preset overrides: the same path ``m2v live``'s flags take."""
+    flags = {"models.size": args.size, "render.fps": args.fps, "render.segments": args.segments,
+             "render.rate": args.rate, "render.min_ips": args.min_ips, "render.max_ips": args.max_ips,
+             "guidance.consistency": args.consistency, "guidance.cutouts": args.cutouts, "guidance.seed": args.seed}
+    out = {k: v for k, v in flags.items() if v is not None}
+    if args.prompt:  # --prompt adds global style prompts in front of the preset's
+        out["guidance.style_prompts"] = [{"text": p, "weight": 1.0} for p in args.prompt] + \
+            [p.model_dump() for p in preset.guidance.style_prompts]
+    if args.preview:  # small and fast, to check timing
+        r, g = preset.render, preset.guidance
+        out.update({"models.size": 64, "guidance.cutouts": min(out.get("guidance.cutouts", g.cutouts), 4),
+                    "render.min_ips": min(out.get("render.min_ips", r.min_ips), 2.0),
+                    "render.max_ips": min(out.get("render.max_ips", r.max_ips), 6.0),
+                    "render.fps": min(out.get("render.fps", r.fps), 15)})
+        out["render.min_ips"] = min(out["render.min_ips"], out["render.max_ips"])
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core.lyrics import parse_lyrics
     from core.models import load_models
-    from core.presets import load_preset, parse_size
+    from core.presets import load_preset
     from core.render import RenderSettings, render
     from core.video import check_writable
 
@@ -46,24 +65,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.audio).with_suffix(".mp4")
     check_writable(out)  # before loading models or analysing anything
     cues = parse_lyrics(args.lyrics) if args.lyrics else []
-    w, h = parse_size(args.size) if args.size is not None else preset.models.size_wh
-    r, g = preset.render, preset.guidance
-    settings = RenderSettings(
-        width=w, height=h, fps=args.fps or r.fps, segments=args.segments or r.segments, rate=args.rate or r.rate,
-        min_ips=args.min_ips if args.min_ips is not None else r.min_ips,
-        max_ips=args.max_ips if args.max_ips is not None else r.max_ips,
-        consistency=args.consistency or g.consistency, l1_weight=g.l1_weight, cutouts=args.cutouts or g.cutouts,
-        cut_min_frac=g.cut_min_frac, lr=g.lr,
-        style_prompts=tuple((p, 1.0) for p in args.prompt) + tuple((p.text, p.weight) for p in g.style_prompts),
-        style_weight=g.style_weight, seed=args.seed if args.seed is not None else g.seed,
-        crf=preset.record.crf, blend_frames=args.blend,
-    )
-    if args.preview:
-        import dataclasses
-
-        settings = dataclasses.replace(settings, width=64, height=64, cutouts=min(settings.cutouts, 4),
-                                       min_ips=min(settings.min_ips, 2.0), max_ips=min(settings.max_ips, 6.0),
-                                       fps=min(settings.fps, 15))
+    settings = RenderSettings.of(preset, overrides_from_args(args, preset), blend_frames=args.blend)
     models = load_models(args.models or preset.models.set, device=args.device or preset.models.device,
                          offline=args.offline)
     result = render(args.audio, out, settings=settings, models=models, cues=cues, resume=args.resume,
