@@ -27,6 +27,7 @@ Rules, after the Music2Video paper and the live design:
 from __future__ import annotations
 
 import logging
+import collections
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Sequence
@@ -38,6 +39,7 @@ from core.events import CONSISTENCY_MODES, QUANTIZE_MODES
 log = logging.getLogger(__name__)
 
 TargetKind = Literal["audio", "lyric", "prompt"]
+SWAP_LOG = 10_000  # swaps kept for --stats
 
 # Cues that change what is on screen wait for the beat grid when quantizing;
 # the rest (record, rates, thresholds, presets) are show controls and act at once.
@@ -166,7 +168,9 @@ class Director:
         # outputs
         self.current = TargetSpec(prompts=tuple((str(t), float(w)) for t, w in style_prompts))
         self.version = 0
-        self.swaps: list[dict[str, Any]] = []  # {time, kind, text} for --stats
+        #: the newest swaps as {time, kind, text} for --stats (bounded: a show runs for hours); swap_count counts all
+        self.swaps: collections.deque[dict[str, Any]] = collections.deque(maxlen=SWAP_LOG)
+        self.swap_count = 0
         self.counters: dict[str, int] = {}
 
         self._hold: _Hold | None = None
@@ -418,6 +422,7 @@ class Director:
         self._out.append(TargetSwap(time_s=t, kind=kind, text=text, audio_end_s=audio_end_s,
                                     weight=weight, prompts=new.prompts))
         self.swaps.append({"time": t, "kind": kind, "text": text})
+        self.swap_count += 1
 
     def _set_current(self, target: TargetSpec) -> None:
         if target != self.current:

@@ -175,6 +175,11 @@ class RingBuffer:
         """Stream time in seconds of absolute sample ``index``."""
         return index / self.sr
 
+    @property
+    def last_write_perf_s(self) -> float | None:
+        """``time.perf_counter()`` time of the newest block's last sample (None before the first write)."""
+        return self._last_write_perf_s
+
     def perf_time_of(self, stream_time_s: float) -> float | None:
         """Estimated ``time.perf_counter()`` at which stream time ``stream_time_s`` was captured.
 

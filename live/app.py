@@ -57,8 +57,7 @@ def _get_field(preset, dotted: str):
     return getattr(getattr(preset, section), field)
 
 
-def _percentile(values, q, default=0.0):
-    return float(np.percentile(values, q)) if len(values) else default
+_RECENT_S = 5.0  # an embedder or OSC problem stays on the HUD this long after it happened
 
 
 class LiveApp:
@@ -147,6 +146,14 @@ class LiveApp:
         self.display = self._open_display()
         self._stop_requested = False
         self._record_errors: list[str] = []
+        from live.showstats import ShowStats
+
+        self.stats = ShowStats()
+        self._no_audio_note = None
+        if self.models.audio is None:
+            # e.g. vitb16-text: lyrics, prompts and the bank guide the picture; onsets still drive rate and effects
+            self._no_audio_note = f"models {self.models.name}: no audio encoder, audio targets off"
+            log.warning("%s; lyric, prompt and bank cues still guide the picture", self._no_audio_note)
 
     # --- pieces --------------------------------------------------------------------
 
@@ -225,14 +232,9 @@ class LiveApp:
                 prev_handlers[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # not the main thread (tests)
                 pass
-        self.cue_latencies_ms: list[float] = []
-        # cue -> first presented frame the independent judge accepts (toy models only; see _watch_cue)
-        self.cue_visible_ms: list[float] = []
-        self.cues_not_visible = 0
+        self.cues_not_visible = 0  # cue_visible: toy models only, see _watch_cue
         self._visible_pending = None  # (arrival stream time, scene)
         last_judged_step = -1
-        present_times: list[float] = []
-        latencies_ms: list[float] = []
         pending_onsets: list[float] = []
         last_version = -1
         last_threshold = self.director.onset_threshold
@@ -304,16 +306,16 @@ class LiveApp:
                 shown = self.effects.apply(frame, pulse=self.pulse.value(now), intensity=intensity, t_s=now)
                 if self.director.blackout:
                     shown = np.zeros_like(shown)
-                self.display.show(shown, self._hud(run_s, present_times))
+                self.display.show(shown, self._hud())
                 presented = self.source.stream_time_s()
-                present_times.append(time.perf_counter())
+                self.stats.presented(time.perf_counter())
                 for t_cue, _ in drained:
-                    self.cue_latencies_ms.append(max(0.0, presented - t_cue) * 1000.0)
+                    self.stats.cue_latency.add(max(0.0, presented - t_cue) * 1000.0)
                 if self._visible_pending is not None and item is not None and item[1] != last_judged_step:
                     last_judged_step = item[1]  # judge each new optimizer frame once, as shown
                     self._judge_shown(shown, presented)
                 for onset_t in pending_onsets:
-                    latencies_ms.append(max(0.0, presented - onset_t) * 1000.0)
+                    self.stats.onset_latency.add(max(0.0, presented - onset_t) * 1000.0)
                 pending_onsets.clear()
                 if self.recorder is not None:
                     self.recorder.write_frame(shown, t_s=stream_t)
@@ -338,7 +340,9 @@ class LiveApp:
                                              onset=self.pulse.value(now), steps_per_s=self.worker.steps_per_s,
                                              recording=self.recorder is not None, frozen=self.director.frozen,
                                              blackout=self.director.blackout)
-                for stage in (self.source, self.features, self.worker):
+                # A failing input degrades the show (the HUD says why; the picture goes on); a failing
+                # analysis or optimizer thread is a bug and ends it.
+                for stage in (self.features, self.worker):
                     if stage.error is not None:
                         raise stage.error
                 next_frame += frame_period
@@ -361,7 +365,7 @@ class LiveApp:
                 self.feedback.close()
             for sig, handler in prev_handlers.items():
                 signal.signal(sig, handler)
-        stats = self._stats(run_s, present_times, latencies_ms)
+        stats = self._stats(run_s)
         if opts.stats:
             Path(opts.stats).write_text(json.dumps(stats, indent=2))
         return stats
@@ -394,7 +398,7 @@ class LiveApp:
         t_cue, scene = self._visible_pending
         step = max(1, max(shown.shape[:2]) // 128)  # the judge reads colours: 128 px is plenty
         if matches(shown[::step, ::step], scene, shape=False):
-            self.cue_visible_ms.append(max(0.0, presented_s - t_cue) * 1000.0)
+            self.stats.cue_visible.add(max(0.0, presented_s - t_cue) * 1000.0)
             self._visible_pending = None
 
     def _handle_request(self, req, stream_t: float) -> None:
@@ -445,16 +449,25 @@ class LiveApp:
                     host, port = parse_host_port(osc.feedback)
                     self.feedback = OscFeedback(host=host, port=port, prefix=osc.prefix)
 
-    def _hud(self, run_s: float, present_times: list[float]) -> dict:
-        fps = 0.0
-        if len(present_times) > 30:
-            fps = 30 / (present_times[-1] - present_times[-31])
-        cur = self.director.current
+    def _problem_lines(self) -> list[str]:
+        """Every stage's current problem, for the HUD (and, all of them over the show, ``--stats``)."""
+        recent = time.monotonic() - _RECENT_S
         preset_error, _ = self.watcher.errors.get()
-        lines = [x for x in (self.source.check(), *self._record_errors[-1:], self.worker.degraded,
-                             preset_error and f"preset: {preset_error}") if x]
+        lines = [self.source.check(), *self._record_errors[-1:], self.worker.degraded,
+                 preset_error and f"preset: {preset_error}",
+                 self.embedder.last_error if self.embedder.last_error_at > recent else None,
+                 f"osc: {self.osc.last_error}" if self.osc.last_error and self.osc.last_error_at > recent else None,
+                 self._no_audio_note]
+        lines = [x for x in lines if x]
+        for line in lines:
+            self.stats.problems.note(line)
+        return lines
+
+    def _hud(self) -> dict:
+        cur = self.director.current
+        lines = self._problem_lines()
         return {
-            "fps": fps, "steps_per_s": self.worker.steps_per_s,
+            "fps": self.stats.fps_now(), "steps_per_s": self.worker.steps_per_s,
             # flat out: the hardware is slower than the rate the music asks for
             "steps_note": "flat out" if self.worker.flat_out else None,
             "intensity": self.director.effective_intensity, "onset": self.pulse.value(time.perf_counter()),
@@ -463,34 +476,30 @@ class LiveApp:
             "error": " | ".join(lines) or None,
         }
 
-    def _stats(self, run_s: float, present_times: list[float], latencies_ms: list[float]) -> dict:
-        intervals = np.diff(present_times) if len(present_times) > 1 else np.array([])
-        fps = 1.0 / intervals[intervals > 0] if intervals.size else np.array([])
+    def _stats(self, run_s: float) -> dict:
         recs = [r["recorder"] for r in self.recordings]
         steps = int(self.worker.counters["steps"])
+        visible = self.stats.cue_visible.summary()
+        visible.update(not_visible=self.cues_not_visible + (self._visible_pending is not None),
+                       criterion="toy judge: the cue's colour among the frame's two largest")
         return {
             "run_s": run_s,
             "audio_blocks": self.source.blocks,
             "audio_dropped": self.source.dropped,
-            "onsets": [round(t, 4) for t in self.features.onset_times],
-            "target_swaps": self.director.swaps,
+            "onsets": [round(t, 4) for t in self.features.onset_times],  # the newest ones (bounded)
+            "onsets_total": int(self.features.counters["onsets"]),
+            "target_swaps": list(self.director.swaps),  # the newest ones (bounded)
+            "target_swaps_total": self.director.swap_count,
             "steps": steps,
             "steps_per_s": steps / run_s if run_s > 0 else 0.0,
-            "display_fps": {"mean": float(len(present_times) / run_s) if run_s else 0.0,
-                            "p5": _percentile(fps, 5)},
+            "display_fps": self.stats.display_fps(run_s),
             "recorder_frames": sum(r.frames for r in recs),
             "recorder_dropped": sum(r.dropped for r in recs),
             "recordings": [{"path": r["path"], "frames": r["recorder"].frames, "dropped": r["recorder"].dropped,
                             "error": r["recorder"].check()} for r in self.recordings],
-            "latency_ms": {"median": _percentile(latencies_ms, 50), "p95": _percentile(latencies_ms, 95)},
-            "cue_latency_ms": {"count": len(self.cue_latencies_ms),
-                               "median": _percentile(self.cue_latencies_ms, 50),
-                               "max": max(self.cue_latencies_ms, default=0.0)},
-            "cue_visible_ms": {"count": len(self.cue_visible_ms),
-                               "median": _percentile(self.cue_visible_ms, 50),
-                               "max": max(self.cue_visible_ms, default=0.0),
-                               "not_visible": self.cues_not_visible + (self._visible_pending is not None),
-                               "criterion": "toy judge: the cue's colour among the frame's two largest"},
+            "latency_ms": self.stats.onset_latency.summary(),
+            "cue_latency_ms": self.stats.cue_latency.summary(),
+            "cue_visible_ms": visible,
             "preset_updates": self.preset_updates,
             "preset_error": self.watcher.errors.get()[0],
             "models": self.models.name,
@@ -498,5 +507,5 @@ class LiveApp:
             "size": list(self.optimizer.size),
             "flat_out": self.worker.flat_out,
             "osc": dict(self.osc.counters),
-            "errors": self._record_errors,
+            "errors": self.stats.problems.lines(),
         }

@@ -35,6 +35,7 @@ from live.stage import Stage
 log = logging.getLogger(__name__)
 
 DEFAULT_BLOCK = 256  # 5.3 ms at 48 kHz: one analysis hop per block, the lowest onset latency
+NO_INPUT_S = 2.0  # a gap this long shows "no input" on the HUD
 DEFAULT_RING_S = 8.0  # holds the longest recent-audio window the embedder asks for, with room
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus", ".m4a")
 
@@ -55,6 +56,7 @@ class AudioSource(Stage):
         self.counters["blocks"] = 0
         self.counters["input_overflows"] = 0
         self._warned_overflows = 0
+        self._warned_gap = False
 
     @property
     def blocks(self) -> int:
@@ -69,10 +71,28 @@ class AudioSource(Stage):
         """Seconds of audio delivered so far (the stream time of the newest sample)."""
         return self.ring.stream_time_s()
 
+    def input_gap_s(self) -> float:
+        """Seconds since the newest block arrived (0 before the first one and after the input finished)."""
+        last = self.ring.last_write_perf_s
+        if last is None or self.finished.is_set() or self.stopping.is_set():
+            return 0.0
+        return max(0.0, time.perf_counter() - last)
+
     def check(self) -> str | None:
-        """Call from the main loop: logs new problems once and returns a HUD line (or None)."""
+        """Call from the main loop: logs new problems once and returns a HUD line (or None).
+
+        Nothing here ends the show: a gap in the input (a cable pulled, a stalled
+        driver) reads "no input" until blocks arrive again.
+        """
         if self.error is not None:
             return f"audio: {self.error}"
+        gap = self.input_gap_s()
+        if gap > NO_INPUT_S:
+            if not self._warned_gap:
+                log.warning("no audio input for %.1f s; the picture goes on", gap)
+            self._warned_gap = True
+            return f"audio: no input for {gap:.0f} s"
+        self._warned_gap = False
         n = int(self.counters["input_overflows"])
         if n > self._warned_overflows:
             log.warning("audio input overflow (%d so far): the driver lost input; "
@@ -196,14 +216,11 @@ class SoundDeviceInput(AudioSource):
         return bool(self._stream.active)
 
     def check(self) -> str | None:
-        # A device that vanishes without PortAudio noticing just goes quiet.
-        last = self._last_block_perf_s or self._started_perf_s
+        # A device that vanishes without PortAudio noticing just goes quiet: the base class's
+        # gap check shows "no input" on the HUD until blocks come again.
         if self.error is None and self._started_perf_s and not self.stopping.is_set() \
                 and not self._stream.active:
             self._finished()
-        if self.error is None and self._stream.active and last and time.perf_counter() - last > 2.0:
-            self.error = DeviceError(f"no audio from {self.device_name} for "
-                                     f"{time.perf_counter() - last:.1f} s (unplugged?)")
         return super().check()
 
 

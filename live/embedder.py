@@ -13,6 +13,7 @@ new target is the mean of the previous and the current guidance embeddings.
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 
@@ -35,6 +36,8 @@ class Embedder(Stage):
         self.requests: LatestSlot = LatestSlot()  # core.director.TargetSpec
         self.targets: LatestSlot = LatestSlot()  # (core.targets.Target, spec, l1_anchor: bool)
         self._previous = None  # the previous guidance embedding (Eq. 2)
+        self.last_error: str | None = None
+        self.last_error_at = float("-inf")  # time.monotonic() of last_error
         self._config: LatestSlot = LatestSlot()  # a preset's [guidance] section (hot reload)
         self._config_seen = 0
         self._window = np.zeros(int(window_s * ring.sr), dtype=np.float32)
@@ -58,6 +61,7 @@ class Embedder(Stage):
                 self.counters["targets"] += 1
             except Exception as exc:  # noqa: BLE001 - a failed embedding keeps the old target
                 self.counters["errors"] += 1
+                self.last_error, self.last_error_at = f"embedder: {exc}", time.monotonic()
                 log.warning("could not build target for %s: %s", spec, exc)
 
     def build(self, spec):

@@ -8,6 +8,7 @@ to listeners (the recorder), so the recording carries exactly what was analysed.
 
 from __future__ import annotations
 
+import collections
 import logging
 from typing import Callable
 
@@ -30,7 +31,7 @@ class FeatureWorker(Stage):
         self.poll_s = poll_s
         self.audio_listeners: list[Callable[[np.ndarray, float], None]] = []  # (block, start time s)
         self.latest_intensity = 0.0
-        self.onset_times: list[float] = []
+        self.onset_times: collections.deque[float] = collections.deque(maxlen=10_000)  # the newest; counters count all
         self._threshold: LatestSlot = LatestSlot()  # onset threshold from OSC / keys
         self._threshold_seen = 0
         self._config: LatestSlot = LatestSlot()  # (onsets, intensity) preset sections

@@ -351,6 +351,7 @@ class OscListener(Stage):
         self._logged: set[str] = set()
         self._eos_active: str | None = None
         self.last_error: str | None = None
+        self.last_error_at = float("-inf")  # time.monotonic() of last_error
 
         self.dispatcher = Dispatcher()
         for address, handler in build_handlers(max_string_len=self.max_string_len).items():
@@ -521,7 +522,7 @@ class OscListener(Stage):
 
     def _drop(self, kind: str, detail: str) -> None:
         self.counters[kind] += 1
-        self.last_error = f"{kind}: {detail}"
+        self.last_error, self.last_error_at = f"{kind}: {detail}", time.monotonic()
         if kind not in self._logged:  # once per kind: a flood must not flood the log too
             self._logged.add(kind)
             log.warning("OSC %s (%s); further ones are counted, not logged", kind.replace("_", " "), detail)

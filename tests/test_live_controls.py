@@ -256,3 +256,94 @@ def test_a_hot_reload_applies_every_live_field_and_reports_the_restart_ones(tmp_
     wrong = {f: (readers[f][0](app), readers[f][1](new)) for f in update["live"]
              if readers[f][0](app) != readers[f][1](new)}
     assert not wrong, wrong
+
+
+def _spy_hud(app) -> list[dict]:
+    seen: list[dict] = []
+    show = app.display.show
+
+    def spy(frame, hud=None):
+        seen.append(dict(hud))
+        show(frame, hud)
+
+    app.display.show = spy
+    return seen
+
+
+@pytest.mark.slow
+def test_an_input_gap_degrades_the_show_instead_of_ending_it(tmp_path, m2v_home):
+    app = LiveApp(LiveOptions(input=str(_clicks(tmp_path, 7.0)), preset="tiny", headless=True, osc_port=0,
+                              offline=True))
+    seen = _spy_hud(app)
+    next_block = app.source._next_block
+    stalled = []
+
+    def stalling():  # the input goes silent for 2.6 s once, 1.5 s in (a pulled cable, a stuck driver)
+        if not stalled and app.source.stream_time_s() >= 1.5:
+            stalled.append(time.perf_counter())
+            time.sleep(2.6)
+        return next_block()
+
+    app.source._next_block = stalling
+    stats = app.run()
+    assert stalled, "the gap was never injected"
+    assert stats["run_s"] > 7.0  # the whole file played: the gap did not end the show
+    assert any("audio: no input for 2 s" in (h["error"] or "") for h in seen)
+    assert "audio: no input for 2 s" in stats["errors"]
+    assert not (seen[-1]["error"] or "").startswith("audio: no input")  # gone once blocks came back
+    assert stats["onsets_total"] >= 10  # analysis went on after the gap (7 s of clicks at 2/s)
+
+
+@pytest.mark.slow
+def test_a_model_set_without_audio_says_so_and_follows_lyrics(tmp_path, m2v_home, monkeypatch):
+    import core.models
+
+    load = core.models.load_models
+
+    def text_only(*args, **kw):  # like vitb16-text: CLIP and VQGAN, no Wav2CLIP
+        m = load(*args, **kw)
+        m.audio = None
+        return m
+
+    monkeypatch.setattr(core.models, "load_models", text_only)
+    port = _free_udp_port()
+    app = LiveApp(LiveOptions(input=str(_clicks(tmp_path, 6.0)), preset="tiny", headless=True, osc_port=port,
+                              offline=True))
+    seen = _spy_hud(app)
+    from pythonosc.udp_client import SimpleUDPClient
+
+    client = SimpleUDPClient("127.0.0.1", port)
+    _at_stream_time(app, 1.0, lambda: client.send_message("/m2v/lyric", ["a red sky", 10.0]))
+    _at_stream_time(app, 3.5, lambda: app.display.push_action("quit"))
+    stats = app.run()
+    assert any("no audio encoder" in (h["error"] or "") for h in seen)
+    assert any(s["kind"] == "lyric" for s in stats["target_swaps"])
+    assert app.worker.counters["target_changes"] >= 1 and stats["steps"] > 0  # guided by the lyric
+
+
+@pytest.mark.slow
+def test_embedder_errors_reach_the_hud_and_stats(tmp_path, m2v_home):
+    port = _free_udp_port()
+    app = LiveApp(LiveOptions(input=str(_clicks(tmp_path, 6.0)), preset="tiny", headless=True, osc_port=port,
+                              offline=True))
+    seen = _spy_hud(app)
+    text = app.encoders.text
+
+    def failing(t):
+        if t == "boom":
+            raise RuntimeError("text encoder ran out of memory")
+        return text(t)
+
+    app.encoders.text = failing
+    from pythonosc.udp_client import SimpleUDPClient
+
+    client = SimpleUDPClient("127.0.0.1", port)
+    _at_stream_time(app, 1.0, lambda: client.send_message("/m2v/lyric", ["boom", 5.0]))
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    _at_stream_time(app, 1.2, lambda: raw.sendto(b"\x00garbage", ("127.0.0.1", port)))  # a malformed packet
+    _at_stream_time(app, 3.0, lambda: app.display.push_action("quit"))
+    stats = app.run()
+    raw.close()
+    assert "embedder: text encoder ran out of memory" in stats["errors"]
+    assert any("embedder: text encoder ran out of memory" in (h["error"] or "") for h in seen)
+    assert any(e.startswith("osc: ") for e in stats["errors"])  # the malformed datagram, named

@@ -1,0 +1,45 @@
+"""Show statistics stay bounded over a long show and still report whole-run counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.director import SWAP_LOG, Director
+from core.events import Onset
+from live.showstats import Problems, Series, ShowStats
+
+
+def test_series_counts_everything_and_keeps_a_window_for_percentiles():
+    s = Series(window=100)
+    for v in range(1000):
+        s.add(float(v))
+    assert s.count == 1000 and s.max == 999.0 and len(s.recent) == 100
+    assert s.percentile(50) == pytest.approx(949.5)  # over the newest 100
+    assert s.summary()["count"] == 1000
+    assert Series().summary() == {"count": 0, "median": 0.0, "p95": 0.0, "max": 0.0}
+
+
+def test_problems_are_distinct_and_bounded():
+    p = Problems(limit=3)
+    for line in ["a", "b", "a", None, "", "c", "d", "e"]:
+        p.note(line)
+    assert p.lines() == ["a", "b", "c"] and p.counts["a"] == 2 and p.dropped == 2
+
+
+def test_display_fps_over_a_long_show_keeps_the_mean_over_all_frames():
+    st = ShowStats(window=50)
+    for i in range(1000):
+        st.presented(i / 60.0)
+    assert len(st.present_times) == 50 and st.frames == 1000
+    assert st.fps_now() == pytest.approx(60.0)
+    fps = st.display_fps(run_s=1000 / 60.0)
+    assert fps["mean"] == pytest.approx(60.0) and fps["p5"] == pytest.approx(60.0)
+
+
+def test_director_swap_log_is_bounded_and_the_count_is_not():
+    d = Director(refractory_s=0.0, min_scene_s=0.0)
+    n = SWAP_LOG + 500
+    for i in range(n):
+        d.on_audio(Onset(time_s=i * 0.1, strength=1.0))
+    assert d.swap_count == n and len(d.swaps) == SWAP_LOG
+    assert d.swaps[-1]["time"] == pytest.approx((n - 1) * 0.1)
