@@ -15,6 +15,7 @@ from core.errors import ConfigError
 __all__ = [
     "generate_click_track",
     "generate_drum_pattern",
+    "drum_loop",
     "generate_soft_notes",
     "generate_demo_song",
     "add_noise",
@@ -112,6 +113,32 @@ def generate_drum_pattern(
             seg += h[: seg.size]
     y *= 0.8 / max(np.abs(y).max(), 1e-9)
     return y.astype(np.float32), starts / sr
+
+
+def drum_loop(*, sr: int, bpm: float = 120.0, bars: int = 4, seed: int = 0
+              ) -> tuple[np.ndarray, list[tuple[float, str]]]:
+    """The live ``--input demo`` beat: one hit per eighth note from bar start, kick on beats 1 and 3,
+    snare on 2 and 4, a hi-hat on the off-beats, in the same voices as :func:`generate_drum_pattern`.
+
+    Returns the mono signal (a whole number of bars, for seamless looping) and its hits as
+    ``(time_s, 'kick'|'snare'|'hat')``, sorted.
+    """
+    _check_positive(bpm=bpm, sr=sr, bars=bars)
+    rng = np.random.default_rng(seed)
+    beat_s = 60.0 / bpm
+    n = int(round(bars * 4 * beat_s * sr))
+    y = np.zeros(n, dtype=np.float64)
+    kick, snare = _kick(sr), _snare(sr, rng)
+    hits: list[tuple[float, str]] = []
+    for eighth in range(bars * 8):
+        time_s = eighth * beat_s / 2
+        beat, off_beat = divmod(eighth, 2)
+        kind, sound = (("hat", _hihat(sr, rng)) if off_beat else ("kick", kick) if beat % 2 == 0 else ("snare", snare))
+        i = int(round(time_s * sr))
+        seg = y[i:i + sound.size]
+        seg += sound[:seg.size]
+        hits.append((time_s, kind))
+    return np.clip(y, -1.0, 1.0).astype(np.float32), hits
 
 
 def generate_soft_notes(

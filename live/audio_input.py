@@ -365,39 +365,10 @@ DEMO_BPM = 120.0
 
 def demo_pattern(*, sr: int, bpm: float = DEMO_BPM, bars: int = 4,
                  seed: int = 0) -> tuple[np.ndarray, list[tuple[float, str]]]:
-    """A deterministic drum loop: kick on beats 1 and 3, snare on 2 and 4, hats on every eighth.
+    """The demo beat (:func:`core.synth.drum_loop`): kick on 1 and 3, snare on 2 and 4, hats between."""
+    from core.synth import drum_loop
 
-    Returns the mono signal and its hits as ``(time_s, 'kick'|'snare'|'hat')``, sorted.
-    """
-    rng = np.random.default_rng(seed)
-    beat_s = 60.0 / bpm
-    n = int(round(bars * 4 * beat_s * sr))
-    out = np.zeros(n, dtype=np.float64)
-    t = np.arange(int(0.3 * sr)) / sr
-
-    # Kick: a 150 -> 50 Hz sweep, 0.12 s decay.  Snare: noise + 185 Hz body.
-    # Hat: differenced (high-passed) noise, 30 ms decay.
-    freq = 50.0 + 100.0 * np.exp(-t / 0.03)
-    kick = 0.9 * np.sin(2 * np.pi * np.cumsum(freq) / sr) * np.exp(-t / 0.12)
-    noise = rng.standard_normal(t.size)
-    snare = (0.35 * noise + 0.3 * np.sin(2 * np.pi * 185.0 * t)) * np.exp(-t / 0.08)
-    hat = 0.25 * np.diff(rng.standard_normal(t.size + 1)) * np.exp(-t / 0.03)
-
-    hits: list[tuple[float, str]] = []
-    for eighth in range(bars * 8):
-        time_s = eighth * beat_s / 2
-        beat, on_beat = divmod(eighth, 2)
-        if on_beat == 0 and beat % 2 == 0:
-            kind, sound = "kick", kick
-        elif on_beat == 0:
-            kind, sound = "snare", snare
-        else:
-            kind, sound = "hat", hat
-        i = int(round(time_s * sr))
-        k = min(sound.size, n - i)
-        out[i:i + k] += sound[:k]
-        hits.append((time_s, kind))
-    return np.clip(out, -1.0, 1.0).astype(np.float32), hits
+    return drum_loop(sr=sr, bpm=bpm, bars=bars, seed=seed)
 
 
 class DemoInput(_ClockedSource):

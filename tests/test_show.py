@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -134,16 +132,9 @@ def test_preset_path_relative_to_show(tmp_path, m2v_home):
     assert show.songs[0].preset.models.set == "tiny"
 
 
-def test_lyrics_file_is_delegated_to_core_lyrics(tmp_path, m2v_home, monkeypatch):
-    seen = []
-
-    def parse_lyrics(path):
-        seen.append(Path(path))
-        return [types.SimpleNamespace(time_s=3.0, text="from file"), {"time": "0:01", "text": "dict"}]
-
-    monkeypatch.setitem(sys.modules, "core.lyrics", types.SimpleNamespace(parse_lyrics=parse_lyrics))
+def test_a_songs_lyrics_file_is_read_by_the_real_lrc_parser(tmp_path, m2v_home):
     (tmp_path / "words").mkdir()
-    write(tmp_path / "words" / "song.lrc", "[00:03.00]from file\n")
+    write(tmp_path / "words" / "song.lrc", "[ar:Someone]\n[00:03.00]from file\n[00:01.50][00:04.25]twice\n")
     show = load_show(write(tmp_path / "s.toml", """
 [[songs]]
 title = "x"
@@ -151,8 +142,8 @@ preset = "tiny"
 lyrics = "words/song.lrc"
 cues = [{ time_s = 2, text = "inline" }]
 """))
-    assert seen == [(tmp_path / "words" / "song.lrc").resolve()]
-    assert [(c.time_s, c.text) for c in show.songs[0].cues] == [(1.0, "dict"), (2.0, "inline"), (3.0, "from file")]
+    assert [(c.time_s, c.text) for c in show.songs[0].cues] == [
+        (1.5, "twice"), (2.0, "inline"), (3.0, "from file"), (4.25, "twice")]
 
 
 def test_parse_time():
