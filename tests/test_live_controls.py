@@ -243,10 +243,15 @@ def test_a_hot_reload_applies_every_live_field_and_reports_the_restart_ones(tmp_
     app = LiveApp(LiveOptions(input=str(_clicks(tmp_path)), preset=str(preset), headless=True,
                               osc_port=_free_udp_port(), offline=True))
     before = app.preset
-    _at_stream_time(app, 1.0, lambda: preset.write_text(EDIT))  # the user saves the file mid-show
-    _at_stream_time(app, 4.0, lambda: app.display.push_action("quit"))
+    seen = _spy_hud(app)
+    # The user first saves a mistake (the show goes on, the HUD names it), then the fix.
+    _at_stream_time(app, 0.8, lambda: preset.write_text('extends = "tiny"\n[effects]\npulse = 7\n'))
+    _at_stream_time(app, 2.0, lambda: preset.write_text(EDIT))
+    _at_stream_time(app, 4.5, lambda: app.display.push_action("quit"))
     stats = app.run()
     new = load_preset(preset)
+    assert any("preset:" in (h["error"] or "") and "effects.pulse" in h["error"] for h in seen)
+    assert stats["preset_error"] is None and any("effects.pulse" in e for e in stats["errors"])
 
     (update,) = stats["preset_updates"]
     assert update["reload"] == ["guidance.seed"]  # reported, not applied
