@@ -185,7 +185,7 @@ class LiveApp:
                                  audio_bitrate=rec.audio_bitrate_kbps * 1000)
         self.recorder.start()
         self.recordings.append({"path": str(path), "recorder": self.recorder})
-        self.features.audio_listeners.append(self._record_audio)
+        self.features.add_audio_sink(self._record_audio)
         log.info("recording to %s", path)
 
     def _record_audio(self, block, t_s) -> None:
@@ -203,8 +203,7 @@ class LiveApp:
         rec, self.recorder = self.recorder, None
         if rec is None:
             return
-        if self._record_audio in self.features.audio_listeners:
-            self.features.audio_listeners.remove(self._record_audio)
+        self.features.remove_audio_sink(self._record_audio)
         t = threading.Thread(target=rec.stop, name=f"m2v-finish-{Path(rec.path).name}", daemon=True)
         t.start()
         self._finishing.append(t)

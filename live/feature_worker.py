@@ -29,7 +29,9 @@ class FeatureWorker(Stage):
         self.analyzer = analyzer
         self.events: DropOldestQueue = DropOldestQueue(max_events)
         self.poll_s = poll_s
-        self.audio_listeners: list[Callable[[np.ndarray, float], None]] = []  # (block, start time s)
+        # Who else gets each block (the recorder): an immutable tuple swapped in whole, so adding or
+        # removing one from the app's thread never races this thread's loop over them.
+        self._sinks: LatestSlot[tuple[Callable[[np.ndarray, float], None], ...]] = LatestSlot(())
         self.latest_intensity = 0.0
         self.onset_times: collections.deque[float] = collections.deque(maxlen=10_000)  # the newest; counters count all
         self._threshold: LatestSlot = LatestSlot()  # onset threshold from OSC / keys
@@ -40,6 +42,15 @@ class FeatureWorker(Stage):
     def set_threshold(self, threshold: float) -> None:
         """Change onset sensitivity; applied on the worker's thread before the next block."""
         self._threshold.put(float(threshold))
+
+    def add_audio_sink(self, sink: Callable[[np.ndarray, float], None]) -> None:
+        """Also hand every analysed block to ``sink(block, start_time_s)`` (from the next block on)."""
+        sinks, _ = self._sinks.get()
+        self._sinks.put((*sinks, sink))
+
+    def remove_audio_sink(self, sink: Callable[[np.ndarray, float], None]) -> None:
+        sinks, _ = self._sinks.get()
+        self._sinks.put(tuple(s for s in sinks if s is not sink))
 
     def configure(self, onsets, intensity) -> None:
         """New ``[onsets]`` / ``[intensity]`` settings (hot reload); applied on the worker's thread."""
@@ -73,8 +84,9 @@ class FeatureWorker(Stage):
             except Exception as exc:  # noqa: BLE001 - a bad OSC value must not stop the show
                 log.warning("onset threshold %r refused: %s", threshold, exc)
         t_s = self.counters["samples"] / self.source.sr
-        for listener in self.audio_listeners:
-            listener(block, t_s)
+        sinks, _ = self._sinks.get()
+        for sink in sinks:
+            sink(block, t_s)
         self.counters["samples"] += block.size
         for ev in self.analyzer.process(block):
             if isinstance(ev, Intensity):
