@@ -222,9 +222,6 @@ class LiveApp:
     # --- the loop --------------------------------------------------------------------
 
     def run(self) -> dict:
-        from core.events import BankSelect, Freeze, Record
-
-        opts = self.opts
         prev_handlers = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -233,118 +230,35 @@ class LiveApp:
                 pass
         self.cues_not_visible = 0  # cue_visible: toy models only, see _watch_cue
         self._visible_pending = None  # (arrival stream time, scene)
-        last_judged_step = -1
-        pending_onsets: list[float] = []
-        last_version = -1
-        last_threshold = self.director.onset_threshold
-        last_feedback = 0.0
-        if opts.record:
-            # --record starts the show recording; the R key and /m2v/record 0 can stop it like any other
+        self._last_judged_step = -1
+        self._pending_onsets: list[float] = []
+        self._last_feedback = 0.0
+        self.preset_updates: list[dict] = []
+        self._preset_version = self.watcher.updates.get()[1]
+        from core.commands import Seen
+
+        if self.opts.record:
+            # --record records from the first sample; the R key and /m2v/record 0 can stop it like any other
             self.director.recording = True
             self._start_recording()
-        self.osc.start()
-        self.watcher.start()
-        self.preset_updates: list[dict] = []
-        last_preset_version = self.watcher.updates.get()[1]
-        self.embedder.start()
-        self.worker.start()
-        self.features.start()
-        self.source.start()
-        t0 = time.perf_counter()
-        frame_period = 1.0 / DISPLAY_HZ
-        next_frame = t0
+        self._seen = Seen(threshold=self.director.onset_threshold, recording=self.director.recording)
+        for stage in (self.osc, self.watcher, self.embedder, self.worker, self.features, self.source):
+            stage.start()
+        t0 = next_frame = time.perf_counter()
         try:
-            while not self._stop_requested:
+            while not self._stop_requested and not self._finished(t0):
                 now = time.perf_counter()
-                run_s = now - t0
-                if opts.duration_s is not None and run_s >= opts.duration_s:
-                    break
-                if self.source.finished.is_set() and len(self.features.events) == 0 \
-                        and self.source.ring.available() == 0:
-                    break
-                stream_t = self.source.stream_time_s()
-                for ev in self.features.events.get_all():
-                    self.director.on_audio(ev)
-                    if isinstance(ev, Onset):
-                        self.pulse.trigger(ev.strength, now)
-                        pending_onsets.append(ev.time_s)
-                drained = self.cues.drain_timed()
-                for t_cue, cue in drained:
-                    self.director.on_cue(cue, now_s=max(t_cue, 0.0))
-                    self._watch_cue(t_cue, cue)
-                if self.show_state is not None:
-                    for c in self.show_state.due_cues(stream_t):
-                        self.director.on_cue(c.event(), now_s=stream_t)
-                self.director.tick(stream_t)
-                update, version = self.watcher.updates.get()
-                if version != last_preset_version:
-                    last_preset_version = version
-                    if update is not None:
-                        self.preset_updates.append({"time": stream_t, "live": list(update.live_fields),
-                                                    "reload": list(update.reload_fields)})
-                        self._apply_preset(update.preset)
-                for req in self.director.take_app_requests():
-                    self._handle_request(req, stream_t)
-                if self.director.version != last_version:
-                    last_version = self.director.version
-                    self.embedder.requests.put(self.director.current)
-                if self.director.onset_threshold != last_threshold:
-                    last_threshold = self.director.onset_threshold
-                    self.features.set_threshold(last_threshold)
-                intensity = self.director.effective_intensity
-                self.worker.set_rate(self.preset.rate.steps_per_s(intensity=intensity,
-                                                                  rate_range=self.director.rate_range))
-                self.worker.set_paused(self.director.frozen)
-                if self.director.recording and self.recorder is None:
-                    self._start_recording()
-                elif not self.director.recording and self.recorder is not None:
-                    self._stop_recording()
-
-                item, _ = self.worker.frames.get()  # ((frame, step), version)
-                frame = item[0] if item is not None else np.zeros((64, 64, 3), np.uint8)
-                shown = self.effects.apply(frame, pulse=self.pulse.value(now), intensity=intensity, t_s=now)
-                if self.director.blackout:
-                    shown = np.zeros_like(shown)
-                self.display.show(shown, self._hud())
-                presented = self.source.stream_time_s()
-                self.stats.presented(time.perf_counter())
-                for t_cue, _ in drained:
-                    self.stats.cue_latency.add(max(0.0, presented - t_cue) * 1000.0)
-                if self._visible_pending is not None and item is not None and item[1] != last_judged_step:
-                    last_judged_step = item[1]  # judge each new optimizer frame once, as shown
-                    self._judge_shown(shown, presented)
-                for onset_t in pending_onsets:
-                    self.stats.onset_latency.add(max(0.0, presented - onset_t) * 1000.0)
-                pending_onsets.clear()
-                if self.recorder is not None:
-                    self.recorder.write_frame(shown, t_s=stream_t)
-                    err = self.recorder.check()
-                    if err and err not in self._record_errors:
-                        self._record_errors.append(err)
-                for action in self.display.poll_keys():
-                    if action == "quit":
-                        self._stop_requested = True
-                    elif action == "freeze":
-                        self.cues.push(Freeze(not self.director.frozen), source="key")
-                    elif action == "record":
-                        self.cues.push(Record(not self.director.recording), source="key")
-                    elif action.startswith("bank"):
-                        self.cues.push(BankSelect(int(action[4:])), source="key")
-                    else:
-                        self.display.handle(action)  # fullscreen and the like
-                if self.feedback is not None and now - last_feedback > 0.05:
-                    last_feedback = now
-                    cur = self.director.current
-                    self.feedback.send_state(guidance=cur.text or "", kind=cur.kind, intensity=intensity,
-                                             onset=self.pulse.value(now), steps_per_s=self.worker.steps_per_s,
-                                             recording=self.recorder is not None, frozen=self.director.frozen,
-                                             blackout=self.director.blackout)
+                drained = self._feed_director(now)
+                cmds = self._command_stages()
+                self._present(now, cmds, drained)
+                self._handle_keys()
+                self._send_feedback(now, cmds)
                 # A failing input degrades the show (the HUD says why; the picture goes on); a failing
                 # analysis or optimizer thread is a bug and ends it.
                 for stage in (self.features, self.worker):
                     if stage.error is not None:
                         raise stage.error
-                next_frame += frame_period
+                next_frame += 1.0 / DISPLAY_HZ
                 delay = next_frame - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
@@ -352,12 +266,8 @@ class LiveApp:
                     next_frame = time.perf_counter()
         finally:
             run_s = time.perf_counter() - t0
-            self.source.stop()
-            self.features.stop()
-            self.embedder.stop()
-            self.worker.stop()
-            self.osc.stop()
-            self.watcher.stop()
+            for stage in (self.source, self.features, self.embedder, self.worker, self.osc, self.watcher):
+                stage.stop()
             self._finish_recordings()
             self.display.close()
             if self.feedback is not None:
@@ -365,9 +275,111 @@ class LiveApp:
             for sig, handler in prev_handlers.items():
                 signal.signal(sig, handler)
         stats = self._stats(run_s)
-        if opts.stats:
-            Path(opts.stats).write_text(json.dumps(stats, indent=2))
+        if self.opts.stats:
+            Path(self.opts.stats).write_text(json.dumps(stats, indent=2))
         return stats
+
+    # --- one display frame ------------------------------------------------------------
+
+    def _finished(self, t0: float) -> bool:
+        if self.opts.duration_s is not None and time.perf_counter() - t0 >= self.opts.duration_s:
+            return True
+        return (self.source.finished.is_set() and len(self.features.events) == 0
+                and self.source.ring.available() == 0)
+
+    def _feed_director(self, now: float) -> list:
+        """Audio events, cues, show cues, the clock and preset updates into the director; returns the cues."""
+        stream_t = self.source.stream_time_s()
+        for ev in self.features.events.get_all():
+            self.director.on_audio(ev)
+            if isinstance(ev, Onset):
+                self.pulse.trigger(ev.strength, now)
+                self._pending_onsets.append(ev.time_s)
+        drained = self.cues.drain_timed()
+        for t_cue, cue in drained:
+            self.director.on_cue(cue, now_s=max(t_cue, 0.0))
+            self._watch_cue(t_cue, cue)
+        if self.show_state is not None:
+            for c in self.show_state.due_cues(stream_t):
+                self.director.on_cue(c.event(), now_s=stream_t)
+        self.director.tick(stream_t)
+        update, version = self.watcher.updates.get()
+        if version != self._preset_version:
+            self._preset_version = version
+            if update is not None:
+                self.preset_updates.append({"time": stream_t, "live": list(update.live_fields),
+                                            "reload": list(update.reload_fields)})
+                self._apply_preset(update.preset)
+        for req in self.director.take_app_requests():
+            self._handle_request(req, stream_t)
+        return drained
+
+    def _command_stages(self):
+        """The pure step (core.commands) from the director's state to each stage, applied."""
+        from core.commands import frame_commands
+
+        cmds, self._seen = frame_commands(self.director, self.preset.rate, self._seen)
+        if cmds.target is not None:
+            self.embedder.requests.put(cmds.target)
+        if cmds.threshold is not None:
+            self.features.set_threshold(cmds.threshold)
+        self.worker.set_rate(cmds.rate_hz)
+        self.worker.set_paused(cmds.paused)
+        if cmds.record:
+            self._start_recording()
+        elif cmds.record is False:
+            self._stop_recording()
+        return cmds
+
+    def _present(self, now: float, cmds, drained: list) -> None:
+        """Effects, blackout, the display and the HUD; then the frame's latencies and the recorder."""
+        stream_t = self.source.stream_time_s()
+        item, _ = self.worker.frames.get()  # ((frame, step), version)
+        frame = item[0] if item is not None else np.zeros((64, 64, 3), np.uint8)
+        shown = self.effects.apply(frame, pulse=self.pulse.value(now), intensity=cmds.intensity, t_s=now)
+        if cmds.blackout:
+            shown = np.zeros_like(shown)
+        self.display.show(shown, self._hud())
+        presented = self.source.stream_time_s()
+        self.stats.presented(time.perf_counter())
+        for t_cue, _ in drained:
+            self.stats.cue_latency.add(max(0.0, presented - t_cue) * 1000.0)
+        if self._visible_pending is not None and item is not None and item[1] != self._last_judged_step:
+            self._last_judged_step = item[1]  # judge each new optimizer frame once, as shown
+            self._judge_shown(shown, presented)
+        for onset_t in self._pending_onsets:
+            self.stats.onset_latency.add(max(0.0, presented - onset_t) * 1000.0)
+        self._pending_onsets.clear()
+        if self.recorder is not None:
+            self.recorder.write_frame(shown, t_s=stream_t)
+            err = self.recorder.check()
+            if err and err not in self._record_errors:
+                self._record_errors.append(err)
+
+    def _handle_keys(self) -> None:
+        from core.events import BankSelect, Freeze, Record
+
+        for action in self.display.poll_keys():
+            if action == "quit":
+                self._stop_requested = True
+            elif action == "freeze":
+                self.cues.push(Freeze(not self.director.frozen), source="key")
+            elif action == "record":
+                self.cues.push(Record(not self.director.recording), source="key")
+            elif action.startswith("bank"):
+                self.cues.push(BankSelect(int(action[4:])), source="key")
+            else:
+                self.display.handle(action)  # fullscreen and the like
+
+    def _send_feedback(self, now: float, cmds) -> None:
+        if self.feedback is None or now - self._last_feedback <= 0.05:
+            return
+        self._last_feedback = now
+        cur = self.director.current
+        self.feedback.send_state(guidance=cur.text or "", kind=cur.kind, intensity=cmds.intensity,
+                                 onset=self.pulse.value(now), steps_per_s=self.worker.steps_per_s,
+                                 recording=self.recorder is not None, frozen=self.director.frozen,
+                                 blackout=self.director.blackout)
 
     def _watch_cue(self, t_cue: float, cue) -> None:
         """Start timing a lyric/prompt cue until the picture visibly shows it (toy models only).
