@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from core.errors import ConfigError, InputError
+from core.errors import ConfigError
 from core.presets import Preset, apply_overrides, load_preset
 
 log = logging.getLogger(__name__)

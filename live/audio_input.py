@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import DeviceError, InputError
+from core.errors import DeviceError
 from core.ringbuffer import RingBuffer
 from live.stage import Stage
 

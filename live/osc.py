@@ -1,4 +1,4 @@
-"""OSC listener stage (desk → cue events) and the state feedback sender.
+"""OSC listener stage: desk → cue events.
 
 Transport and routing are apart.  :class:`OscListener` owns the UDP socket: it
 checks the sender against the allow-list and the rate limit, parses with
@@ -11,11 +11,9 @@ Nothing a sender does can stop the show: malformed packets, unknown addresses,
 wrong types, long strings, floods and refused senders are counted per kind and
 logged once per kind.  Strings are only ever stored, never evaluated.
 
-Address map (after the prefix, default ``/m2v``; see the README for types)::
-
-    /lyric s [f]   /clear   /prompt s [f]   /prompt/clear   /bank i   /preset s
-    /song i|s      /freeze i   /blackout i   /record i   /intensity f
-    /sensitivity f   /rate f f   /quantize s
+The address map lives in :mod:`live.osc_map`, argument coercion in
+:mod:`live.osc_args`, the state feedback sender in :mod:`live.osc_feedback`
+(re-exported here).
 
 ETC Eos cue output (``/eos/out/active/cue/text`` and
 ``/eos/out/active/cue/<list>/<cue>``) becomes a lyric cue through a cue→lyric
@@ -26,26 +24,26 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import math
 import re
 import socket
 import struct
 import time
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from core import events as ev
 from core.errors import ConfigError
 from live.cues import CueInput
+from live.osc_args import Rejected, as_bool, as_float, as_int, as_str  # noqa: F401 - re-exported
+from live.osc_feedback import OscFeedback  # noqa: F401 - re-exported
+from live.osc_map import _WILDCARDS, DEFAULT_PREFIX, _check_prefix, build_handlers, eos_keys
 from live.stage import Stage
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9000
-DEFAULT_PREFIX = "/m2v"
 DEFAULT_EXTRA_PREFIXES = ("/gma3",)  # grandMA3 prepends its OSC prefix to every address
 MAX_DATAGRAM = 65535
 _BUNDLE_TAG = b"#bundle\x00"
@@ -53,167 +51,7 @@ _MAX_BUNDLE_DEPTH = 4
 # Type tags python-osc parses; anything else is refused before parsing, so a
 # hostile packet cannot flood the log through python-osc's own warnings.
 _KNOWN_TAGS = frozenset("ihfdsbrmtTFN[]")
-_WILDCARDS = frozenset("*?[]{}")
 
-_TRUE_WORDS = {"1", "true", "t", "on", "yes", "y"}
-_FALSE_WORDS = {"0", "false", "f", "off", "no", "n"}
-
-
-class Rejected(Exception):
-    """A message that cannot become a cue; ``kind`` is the counter it goes to."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-
-
-# --- argument coercion ----------------------------------------------------------
-# Desks disagree on types: a toggle may come as i 1, f 1.0, s "1" or T.
-
-
-def as_bool(value: Any) -> bool:
-    """i: non-zero; f: >= 0.5 (a button sends 1.0, a fader past half way); s: 1/0,
-    true/false, on/off, yes/no or a number; T/F."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value != 0
-    if isinstance(value, float) and math.isfinite(value):
-        return value >= 0.5
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
-        try:
-            return as_bool(float(word))
-        except ValueError:
-            pass
-    raise Rejected("wrong_type", f"{value!r} is not a toggle (send i 0/1, f 0.0/1.0, s on/off, T/F)")
-
-
-def as_float(value: Any) -> float:
-    """i, f, d, a numeric string, or T/F as 1.0/0.0; finite only."""
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        out = float(value)
-    elif isinstance(value, str):
-        try:
-            out = float(value.strip())
-        except ValueError:
-            raise Rejected("wrong_type", f"{value!r} is not a number") from None
-    else:
-        raise Rejected("wrong_type", f"{value!r} is not a number")
-    if not math.isfinite(out):
-        raise Rejected("wrong_type", f"{value!r} is not a finite number")
-    return out
-
-
-def as_int(value: Any) -> int:
-    """i, a whole f (3.0), or a numeric string; T/F are refused (no index 0/1 by accident)."""
-    if isinstance(value, bool):
-        raise Rejected("wrong_type", f"{value!r} is not an integer")
-    out = as_float(value)
-    if abs(out - round(out)) > 1e-6:
-        raise Rejected("wrong_type", f"{value!r} is not a whole number")
-    return int(round(out))
-
-
-def as_str(value: Any, *, max_len: int) -> str:
-    """s as is (trimmed); i/f as their decimal text; refuses T/F/N/blobs and long strings."""
-    if isinstance(value, str):
-        out = value.strip()
-    elif isinstance(value, bool) or value is None:
-        raise Rejected("wrong_type", f"{value!r} is not text")
-    elif isinstance(value, int):
-        out = str(value)
-    elif isinstance(value, float) and math.isfinite(value):
-        out = f"{value:g}"
-    else:
-        raise Rejected("wrong_type", f"{value!r} is not text")
-    if len(out) > max_len:
-        raise Rejected("string_too_long", f"{len(out)} characters (limit {max_len})")
-    return out
-
-
-def _arg(args: Sequence[Any], i: int, name: str) -> Any:
-    if i >= len(args):
-        raise Rejected("wrong_type", f"missing argument {i + 1} ({name})")
-    return args[i]
-
-
-# --- address handlers: OSC args in, a cue event out --------------------------------
-
-
-def build_handlers(*, max_string_len: int = 256) -> dict[str, Callable[..., ev.CueEvent]]:
-    """Address (after the prefix) → handler(address, *args) returning a cue event."""
-
-    def text(args: Sequence[Any], i: int, name: str) -> str:
-        return as_str(_arg(args, i, name), max_len=max_string_len)
-
-    def lyric(_addr: str, *args: Any) -> ev.CueEvent:
-        duration = as_float(args[1]) if len(args) > 1 else 0.0
-        return ev.LyricCue(text(args, 0, "text"), duration_s=duration if duration > 0 else None)
-
-    def prompt(_addr: str, *args: Any) -> ev.CueEvent:
-        weight = as_float(args[1]) if len(args) > 1 else 1.0
-        return ev.PromptCue(text(args, 0, "text"), weight=weight)
-
-    def preset(_addr: str, *args: Any) -> ev.CueEvent:
-        name = text(args, 0, "preset name")
-        if not name:
-            raise Rejected("wrong_value", "empty preset name")
-        return ev.PresetSwitch(name)
-
-    def song(_addr: str, *args: Any) -> ev.CueEvent:
-        value = _arg(args, 0, "song")
-        if isinstance(value, str) and not value.strip().isdigit():
-            return ev.SongSelect(as_str(value, max_len=max_string_len))
-        return ev.SongSelect(as_int(value))
-
-    def bank(_addr: str, *args: Any) -> ev.CueEvent:
-        index = as_int(_arg(args, 0, "index"))
-        if index < 1:
-            raise Rejected("wrong_value", f"bank index {index}: entries count from 1")
-        return ev.BankSelect(index)
-
-    def intensity(_addr: str, *args: Any) -> ev.CueEvent:
-        value = as_float(_arg(args, 0, "intensity"))
-        return ev.IntensityOverride(None if value < 0 else min(1.0, value))
-
-    def rate(_addr: str, *args: Any) -> ev.CueEvent:
-        lo, hi = as_float(_arg(args, 0, "min steps/s")), as_float(_arg(args, 1, "max steps/s"))
-        if not 0 <= lo <= hi:
-            raise Rejected("wrong_value", f"rate {lo} {hi}: need 0 <= min <= max steps/s")
-        return ev.RateRange(lo, hi)
-
-    def quantize(_addr: str, *args: Any) -> ev.CueEvent:
-        mode = text(args, 0, "mode").lower()
-        if mode not in ("off", "beat", "bar"):
-            raise Rejected("wrong_value", f"quantize {mode!r}: use off, beat or bar")
-        return ev.Quantize(mode)  # type: ignore[arg-type]
-
-    def toggle(cls: type) -> Callable[..., ev.CueEvent]:
-        return lambda _addr, *args: cls(as_bool(_arg(args, 0, "on/off")))
-
-    return {
-        "/lyric": lyric,
-        "/clear": lambda _addr, *args: ev.ClearLyric(),
-        "/prompt": prompt,
-        "/prompt/clear": lambda _addr, *args: ev.ClearPrompts(),
-        "/bank": bank,
-        "/preset": preset,
-        "/song": song,
-        "/freeze": toggle(ev.Freeze),
-        "/blackout": toggle(ev.Blackout),
-        "/record": toggle(ev.Record),
-        "/intensity": intensity,
-        "/sensitivity": lambda _addr, *args: ev.Sensitivity(as_float(_arg(args, 0, "threshold"))),
-        "/rate": rate,
-        "/quantize": quantize,
-    }
 
 
 # --- configuration helpers (flags, presets) -----------------------------------------
@@ -247,14 +85,6 @@ def parse_host_port(text: str, *, default_port: int | None = None) -> tuple[str,
     if not host or port is None or not 0 < port < 65536:
         raise ConfigError(f"{text!r} is not HOST:PORT with a port 1..65535; write e.g. 192.168.1.20:9001")
     return host, port
-
-
-def _check_prefix(prefix: str, what: str) -> str:
-    prefix = prefix.rstrip("/")
-    if prefix and (not prefix.startswith("/") or any(c in _WILDCARDS or c.isspace() for c in prefix)):
-        raise ConfigError(f"OSC {what} {prefix!r} must start with '/' and hold no spaces or wildcards, "
-                          "e.g. /m2v")
-    return prefix
 
 
 # --- packet parsing ------------------------------------------------------------------
@@ -476,21 +306,11 @@ class OscListener(Stage):
 
     def _eos(self, address: str, *args: Any) -> ev.CueEvent | None:
         """Eos active-cue output → a lyric cue from the table, once per cue change."""
-        tail = address[len("/eos/out/active/cue/"):]
-        if tail == "text":
-            text = as_str(_arg(args, 0, "cue text"), max_len=self.max_string_len)
-            # "<list>/<cue> <label> <time> <percent>", e.g. "1/5 Chorus 3.0 100%"
-            key, _, rest = text.partition(" ")
-            no_percent = re.sub(r"\s+[\d.]+%$", "", rest).strip()
-            label = re.sub(r"(\s+[\d.:]+)+$", "", no_percent).strip()
-            candidates = [key, label, no_percent, rest.strip(), text]
-        else:
-            parts = tail.split("/")
-            if len(parts) != 2 or not all(parts):
-                self.counters["eos_ignored"] += 1
-                return None
-            key = tail
-            candidates = [key]
+        found = eos_keys(address, args, max_len=self.max_string_len)
+        if found is None:
+            self.counters["eos_ignored"] += 1
+            return None
+        key, candidates = found
         if key == self._eos_active:
             return None  # progress updates of the cue already active
         self._eos_active = key
@@ -528,87 +348,3 @@ class OscListener(Stage):
             log.warning("OSC %s (%s); further ones are counted, not logged", kind.replace("_", " "), detail)
 
 
-# --- feedback ---------------------------------------------------------------------------
-
-
-class OscFeedback:
-    """Sends ``<prefix>/state/...`` messages to a desk or TouchDesigner.
-
-    Call :meth:`send_state` as often as convenient (10-30 Hz is plenty); only
-    values that changed since the last send go out.  Send failures (host
-    unreachable) are counted and logged once, never raised.
-    """
-
-    def __init__(self, *, host: str, port: int, prefix: str = DEFAULT_PREFIX,
-                 float_tolerance: float = 1e-3) -> None:
-        self.host, self.port = host, int(port)
-        self.prefix = _check_prefix(prefix, "prefix")
-        self.float_tolerance = float(float_tolerance)
-        try:
-            family, _, _, _, self._addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-        except OSError as exc:
-            raise ConfigError(f"OSC feedback host {host!r} cannot be resolved ({exc}); "
-                              "give an IP address, e.g. --osc-feedback 192.168.1.20:9001") from None
-        self._sock = socket.socket(family, socket.SOCK_DGRAM)
-        self._last: dict[str, Any] = {}
-        self._error_logged = False
-        self.counters: dict[str, int] = {"sent": 0, "errors": 0}
-
-    def send_state(
-        self,
-        *,
-        guidance: str | None = None,
-        kind: str | None = None,
-        intensity: float | None = None,
-        onset: float | None = None,
-        steps_per_s: float | None = None,
-        recording: bool | None = None,
-        frozen: bool | None = None,
-        blackout: bool | None = None,
-        force: bool = False,
-    ) -> int:
-        """Send the given fields that changed (all given ones with ``force``); returns the count.
-
-        ``/state/guidance s`` (lyric or prompt text, "" under audio guidance),
-        ``/state/kind s`` (audio|lyric|prompt), ``/state/intensity f`` (0..1),
-        ``/state/onset f`` (onset pulse 0..1), ``/state/steps f`` (steps/s),
-        ``/state/recording i``, ``/state/frozen i``, ``/state/blackout i``.
-        """
-        fields: dict[str, Any] = {
-            "guidance": guidance, "kind": kind, "intensity": intensity, "onset": onset,
-            "steps": steps_per_s, "recording": recording, "frozen": frozen, "blackout": blackout,
-        }
-        sent = 0
-        for name, value in fields.items():
-            if value is None:
-                continue
-            if isinstance(value, bool):
-                value = int(value)
-            elif isinstance(value, float):
-                value = float(value)
-            old = self._last.get(name)
-            if not force and old is not None and (
-                    abs(old - value) <= self.float_tolerance if isinstance(value, float) else old == value):
-                continue
-            builder = OscMessageBuilder(address=f"{self.prefix}/state/{name}")
-            builder.add_arg(value)
-            if self._send(builder.build().dgram):
-                self._last[name] = value
-                sent += 1
-        return sent
-
-    def _send(self, dgram: bytes) -> bool:
-        try:
-            self._sock.sendto(dgram, self._addr)
-        except OSError as exc:
-            self.counters["errors"] += 1
-            if not self._error_logged:
-                self._error_logged = True
-                log.warning("OSC feedback to %s:%d failed (%s); further failures are counted",
-                            self.host, self.port, exc)
-            return False
-        self.counters["sent"] += 1
-        return True
-
-    def close(self) -> None:
-        self._sock.close()
