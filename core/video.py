@@ -26,6 +26,71 @@ def even_size(width: int, height: int) -> tuple[int, int]:
     return width - width % 2, height - height % 2
 
 
+class H264Stream:
+    """The project's one H.264 video stream (libx264, yuv420p, constant rate): live recordings and
+    offline chunks both encode through it.
+
+    ``encode(frame, pts)`` takes an HxWx3 uint8 RGB array (scaled to the stream's size
+    when it differs) or a ready ``av.VideoFrame``; ``flush()`` drains the encoder.
+    """
+
+    def __init__(self, container, *, fps: float, width: int, height: int, crf: int = 18,
+                 x264_preset: str = "veryfast", gop: int | None = None, threads: int = 0,
+                 options: dict[str, str] | None = None) -> None:
+        rate = Fraction(fps).limit_denominator(1001)
+        self.container = container
+        self.width, self.height = even_size(max(2, width), max(2, height))
+        self.stream = container.add_stream("libx264", rate=rate,
+                                           options={"crf": str(crf), "preset": x264_preset, **(options or {})})
+        self.stream.width, self.stream.height = self.width, self.height
+        self.stream.pix_fmt = "yuv420p"
+        if gop is not None:
+            self.stream.codec_context.gop_size = gop
+        if threads:
+            self.stream.codec_context.thread_count = threads
+        self.stream.codec_context.time_base = 1 / rate
+
+    def frame(self, rgb: np.ndarray):
+        """An ``av.VideoFrame`` in the stream's size and pixel format (to encode, maybe several times)."""
+        import av
+
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[..., :3]), format="rgb24")
+        return vf.reformat(width=self.width, height=self.height, format="yuv420p")
+
+    def encode(self, frame, pts: int) -> None:
+        vf = self.frame(frame) if isinstance(frame, np.ndarray) else frame
+        vf.pts = pts
+        self.container.mux(self.stream.encode(vf))
+
+    def flush(self) -> None:
+        self.container.mux(self.stream.encode(None))
+
+
+class AacStream:
+    """The project's one AAC audio stream: ``encode(block (n, channels) float32, pts in samples)``."""
+
+    def __init__(self, container, *, sr: int, channels: int = 1, bitrate: int = 192_000) -> None:
+        self.container = container
+        self.sr = int(sr)
+        self.channels = int(channels)
+        self.layout = "mono" if channels == 1 else "stereo"
+        self.stream = container.add_stream("aac", rate=self.sr)
+        self.stream.layout = self.layout
+        self.stream.bit_rate = bitrate
+
+    def encode(self, block: np.ndarray, pts: int) -> None:
+        import av
+
+        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(block.T, dtype=np.float32), format="fltp",
+                                        layout=self.layout)
+        af.sample_rate = self.sr
+        af.pts = pts
+        self.container.mux(self.stream.encode(af))
+
+    def flush(self) -> None:
+        self.container.mux(self.stream.encode(None))
+
+
 class ChunkWriter:
     """Encode RGB frames (H, W, 3) uint8 to a video-only H.264 file at a constant rate."""
 
@@ -34,29 +99,21 @@ class ChunkWriter:
         import av
 
         self.path = Path(path)
-        self.width, self.height = even_size(width, height)
         self._container = av.open(str(self.path), mode="w", format="mp4")
-        self._stream = self._container.add_stream("libx264", rate=fps)
-        self._stream.width, self._stream.height = self.width, self.height
-        self._stream.pix_fmt = "yuv420p"
         # No B-frames: every chunk's decode order is its display order (dts == pts), so chunks join
         # with rising timestamps whatever their lengths.  With B-frames a short chunk encodes without
         # reordering and the next one starts with a negative dts, below the short chunk's last.
-        self._stream.options = {"crf": str(crf), "preset": x264_preset, "bf": "0"}
-        self._stream.codec_context.time_base = Fraction(1, fps)
+        self._video = H264Stream(self._container, fps=fps, width=width, height=height, crf=crf,
+                                 x264_preset=x264_preset, options={"bf": "0"})
+        self.width, self.height = self._video.width, self._video.height
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
-        import av
-
-        frame = np.ascontiguousarray(frame[: self.height, : self.width, :3])
-        vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-        vf.pts = self.frames
-        self._container.mux(self._stream.encode(vf))
+        self._video.encode(frame[: self.height, : self.width], self.frames)
         self.frames += 1
 
     def close(self) -> None:
-        self._container.mux(self._stream.encode(None))
+        self._video.flush()
         self._container.close()
 
 
@@ -64,30 +121,22 @@ class _AudioTrack:
     """Encodes a whole signal as AAC, in pieces, so it interleaves with the video."""
 
     def __init__(self, container, audio: np.ndarray, sr: int, *, bitrate: int) -> None:
-        self.planar = np.atleast_2d(audio).astype(np.float32)
-        self.layout = "mono" if self.planar.shape[0] == 1 else "stereo"
+        planar = np.atleast_2d(audio).astype(np.float32)
+        self.samples = planar.T  # (n, channels)
         self.sr = sr
-        self.stream = container.add_stream("aac", rate=sr)
-        self.stream.layout = self.layout
-        self.stream.bit_rate = bitrate
-        self.container = container
+        self.aac = AacStream(container, sr=sr, channels=planar.shape[0], bitrate=bitrate)
         self.pos = 0
 
     def write_until(self, t_s: float) -> None:
-        import av
-
-        stop = min(self.planar.shape[1], int(round(t_s * self.sr)))
+        stop = min(self.samples.shape[0], int(round(t_s * self.sr)))
         while self.pos < stop:
-            block = np.ascontiguousarray(self.planar[:, self.pos:self.pos + AAC_FRAME])
-            af = av.AudioFrame.from_ndarray(block, format="fltp", layout=self.layout)
-            af.sample_rate = self.sr
-            af.pts = self.pos
-            self.container.mux(self.stream.encode(af))
-            self.pos += block.shape[1]
+            block = self.samples[self.pos:self.pos + AAC_FRAME]
+            self.aac.encode(block, self.pos)
+            self.pos += block.shape[0]
 
     def finish(self) -> None:
-        self.write_until(self.planar.shape[1] / self.sr)
-        self.container.mux(self.stream.encode(None))
+        self.write_until(self.samples.shape[0] / self.sr)
+        self.aac.flush()
 
 
 def mux(chunks: Iterable[str | Path], out_path: str | Path, *, audio: np.ndarray | None, sr: int,

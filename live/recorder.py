@@ -182,25 +182,17 @@ class Recorder(Stage):
             pass
 
     def _open_streams(self, frame: np.ndarray) -> None:
+        from core.video import AacStream, H264Stream
+
         h, w = frame.shape[:2]
         # yuv420p needs even sizes; later frames of another size are scaled to this one.
-        self._size = (max(2, w - w % 2), max(2, h - h % 2))
-        from fractions import Fraction
-
-        v = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001),
-                                       options={"preset": self._preset, "tune": "zerolatency",
-                                                "crf": str(self._crf)})
-        v.width, v.height = self._size
-        v.pix_fmt = "yuv420p"
-        v.codec_context.gop_size = self._gop
-        v.codec_context.thread_count = self._threads
-        v.codec_context.time_base = Fraction(1, 1) / Fraction(self.fps).limit_denominator(1001)
-        self._vstream = v
+        self._vstream = H264Stream(self._container, fps=self.fps, width=w, height=h, crf=self._crf,
+                                   x264_preset=self._preset, gop=self._gop, threads=self._threads,
+                                   options={"tune": "zerolatency"})
+        self._size = (self._vstream.width, self._vstream.height)
         if self.sr is not None:
-            a = self._container.add_stream("aac", rate=self.sr)
-            a.layout = "mono" if self.audio_channels == 1 else "stereo"
-            a.bit_rate = self._audio_bitrate
-            self._astream = a
+            self._astream = AacStream(self._container, sr=self.sr, channels=self.audio_channels,
+                                      bitrate=self._audio_bitrate)
         for t_s, block in self._pending_audio:
             self._push_audio(t_s, block)
         self._pending_audio.clear()
@@ -225,20 +217,14 @@ class Recorder(Stage):
         self._last_frame_rel_s = rel
 
     def _to_video_frame(self, frame: np.ndarray):
-        import av
-
-        w, h = self._size
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        return vf.reformat(width=w, height=h, format="yuv420p")
+        return self._vstream.frame(frame)
 
     def _emit(self, fallback: np.ndarray | None = None) -> None:
         if self._current is None:  # slots before the first frame show the first frame
             self._current = self._to_video_frame(fallback)
         if self._current_used:
             self.counters["frames_duplicated"] += 1
-        self._current.pts = self._n
-        for packet in self._vstream.encode(self._current):
-            self._container.mux(packet)
+        self._vstream.encode(self._current, self._n)
         self._current_used = True
         self._n += 1
         self.counters["frames_written"] += 1
@@ -263,14 +249,7 @@ class Recorder(Stage):
             self._encode_audio(block)
 
     def _encode_audio(self, block: np.ndarray) -> None:
-        import av
-
-        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(block.T), format="fltp",
-                                        layout=self._astream.layout.name)
-        af.sample_rate = self.sr
-        af.pts = self._audio_samples
-        for packet in self._astream.encode(af):
-            self._container.mux(packet)
+        self._astream.encode(block, self._audio_samples)
         self._audio_samples += block.shape[0]
 
     def _finish(self) -> None:
@@ -288,11 +267,9 @@ class Recorder(Stage):
             want = int(round(total / self.fps * self.sr))
             if want > self._audio_samples:
                 self._encode_audio(np.zeros((want - self._audio_samples, self.audio_channels), np.float32))
-        for packet in self._vstream.encode():
-            self._container.mux(packet)
+        self._vstream.flush()
         if self._astream is not None:
-            for packet in self._astream.encode():
-                self._container.mux(packet)
+            self._astream.flush()
         self._container.close()
         log.info("recorded %s: %d frames (%d duplicated, %d skipped, %d dropped), %.1f s of audio",
                  self.path, self.counters["frames_written"], self.counters["frames_duplicated"],

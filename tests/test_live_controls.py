@@ -14,7 +14,6 @@ import threading
 import time
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import soundfile as sf
 
