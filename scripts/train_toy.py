@@ -16,12 +16,10 @@ VQGAN stages on one core each side by side: CLIP 21 min, VQGAN 53 min in three c
 1. CLIP (open_clip, small ViT + text transformer, the real BPE tokenizer):
    contrastive on random crops of toy pictures and their captions, with blur,
    noise and colour jitter so it also reads the VQGAN's smooth outputs.
-2. VQGAN (taming Encoder/Decoder/VectorQuantizer2, f4): reconstruction of
-   whole 64 px toy pictures (L1 + L2 + the codebook loss); codes unused for a
-   while are restarted on encoder outputs, so the codebook stays alive.  Whole
-   pictures, not crops: taming's GroupNorms normalize over the whole frame, so
-   training on crops and decoding whole frames shifted every colour (measured
-   with the first toy set).  No perceptual or GAN loss: the world is flat colours.
+2. VQGAN (taming Encoder/Decoder/VectorQuantizer2, f8): reconstruction on
+   crops of toy pictures (L1 + L2 + the codebook loss); codes unused for a
+   while are restarted on encoder outputs, so the codebook stays alive.  No
+   perceptual or GAN loss: the world is flat colours.
 3. Wav2CLIP (its ResNet-18 at a quarter width + MLP): from a rendering of a
    sound class (varied pitch, tempo, level, noise, mixtures) regress the frozen
    toy CLIP's embedding of the paired picture (cosine loss), as Wav2CLIP was
@@ -333,11 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a few iterations of each stage (for tests)")
     p.add_argument("--clip-iters", type=int, default=1200)
-    p.add_argument("--vqgan-iters", type=int, default=1500)
-    p.add_argument("--vqgan-restarts", type=int, nargs="*", default=[2000],
+    p.add_argument("--vqgan-iters", type=int, default=400)
+    p.add_argument("--vqgan-restarts", type=int, nargs="*", default=[900, 600],
                    help="iterations of each further VQGAN cycle (warm restarts)")
     p.add_argument("--audio-iters", type=int, default=300)
-    p.add_argument("--vqgan-lr", type=float, default=1e-3)
+    p.add_argument("--vqgan-lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--stages", nargs="+", default=["clip", "vqgan", "audio"], choices=("clip", "vqgan", "audio"),
                    help="stages to train; the others are loaded from --work (lets stages run in parallel)")
@@ -364,15 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or args.out / ".train"
     work.mkdir(parents=True, exist_ok=True)
 
-    def stage(name: str, build, train, *, seed_build: bool = False):
-        """Train one stage, or load it from ``work`` when an earlier run finished it (same seed and iters).
-
-        ``seed_build``: seed torch before building, so the stage's initial weights do not depend on
-        which other stages ran before it in this process.
-        """
+    def stage(name: str, build, train):
+        """Train one stage, or load it from ``work`` when an earlier run finished it (same seed and iters)."""
         path = work / f"{name}-seed{args.seed}-it{iters[name]}.pt"
-        if seed_build:
-            torch.manual_seed(args.seed)
         model = build()
         if path.is_file():
             model.load_state_dict(torch.load(path, weights_only=True))
@@ -392,11 +384,11 @@ def main(argv: list[str] | None = None) -> int:
         # codebook; each later one starts again from a high learning rate.  Every cycle is kept in
         # --work, so cycles trained earlier (or beside another stage) are reused.
         model = stage("vqgan", toy.build_vqgan, lambda m, r: train_vqgan(
-            m, iters=iters["vqgan"], batch=4, crop_px=IMAGE_SIZE, rng=r, lr=args.vqgan_lr), seed_build=True)
+            m, iters=iters["vqgan"], batch=16, crop_px=24, rng=r, lr=args.vqgan_lr))
         for k in range(2, 2 + len(args.vqgan_restarts)):
             prev = model
             model = stage(f"vqgan{k}", lambda: prev, lambda m, r: train_vqgan(
-                m.train(), iters=iters[f"vqgan{k}"], batch=4, crop_px=IMAGE_SIZE, rng=r, lr=args.vqgan_lr * 0.75,
+                m.train(), iters=iters[f"vqgan{k}"], batch=16, crop_px=24, rng=r, lr=args.vqgan_lr * 0.75,
                 warmup_frac=0.0))
         return model
 

@@ -64,7 +64,7 @@ def test_trainer_runs_and_writes_a_loadable_set(tmp_path):
     from core.models.registry import spec_from_manifest
 
     models = load_models(spec_from_manifest(out), device="cpu", offline=True, progress=False)
-    assert models.audio is not None and models.vqgan.downsample == 4  # f4: 16x16 codes at 64 px
+    assert models.audio is not None and models.vqgan.downsample == 8
 
 
 @pytest.fixture(scope="module")

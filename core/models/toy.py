@@ -39,13 +39,12 @@ model:
       resolution: 64
       in_channels: 3
       out_ch: 3
-      ch: 64  # GroupNorm in taming uses 32 groups: channels must be multiples of 32
-      # f4: a 64 px frame is a 16x16 grid of codes.  64 channels (2 per GroupNorm group) at full
-      # resolution: with 1 per group the last GroupNorm (before conv_out, no skip around it) erases
-      # flat colours; with 128 (the first toy set: ch 32, ch_mult [4, 1, 2, 4], f8) a step costs twice
-      # as much and, measured by overfitting one batch of 4 pictures for 100 steps, the loss fell to
-      # 0.27 against 0.05 here (scripts/train_toy.py's history).
-      ch_mult: [1, 1, 2]
+      ch: 32  # GroupNorm in taming uses 32 groups: channels must be multiples of 32
+      # f8: a 64 px frame is an 8x8 grid of codes.  128 channels (4 per GroupNorm group) at the
+      # full-resolution end of the decoder and the low end of the encoder: with 1 channel per
+      # group their last GroupNorm erases every flat colour (measured: all pictures came back
+      # orange and blue), as taming normalizes before conv_out with no skip around it.
+      ch_mult: [4, 1, 2, 4]
       num_res_blocks: 1
       attn_resolutions: []
       dropout: 0.0
