@@ -40,8 +40,8 @@ class OptimizerWorker(Stage):
         self.optimizer = optimizer
         self.targets = targets
         self.frames: LatestSlot = LatestSlot()  # (frame uint8 HWC, step number)
-        self._rate_hz = float(rate_hz)
-        self._paused = False
+        # (rate_hz, paused): set by the app every frame, read here between steps
+        self._control: LatestSlot[tuple[float, bool]] = LatestSlot((float(rate_hz), False))
         self._wake = threading.Event()
         targets.add_waker(self._wake)
         self.flat_out = False
@@ -54,22 +54,25 @@ class OptimizerWorker(Stage):
 
     @property
     def rate_hz(self) -> float:
-        return self._rate_hz
+        return self._control.get()[0][0]
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return self._control.get()[0][1]
 
     def set_rate(self, hz: float) -> None:
         """Steps per second to aim for; a faster rate takes effect before the current wait ends."""
-        old, self._rate_hz = self._rate_hz, float(hz)
-        if self._rate_hz > old:
-            self._wake.set()
+        (old, paused), _ = self._control.get()
+        if float(hz) != old:
+            self._control.put((float(hz), paused))
+            if hz > old:
+                self._wake.set()
 
     def set_paused(self, paused: bool) -> None:
         """Freeze (no steps; the last frame stays) or go on, at once."""
-        if bool(paused) != self._paused:
-            self._paused = bool(paused)
+        (rate, old), _ = self._control.get()
+        if bool(paused) != old:
+            self._control.put((rate, bool(paused)))
             self._wake.set()
 
     def configure(self, guidance) -> None:
@@ -114,8 +117,8 @@ class OptimizerWorker(Stage):
                         self.optimizer.set_anchor()
                     self.counters["target_changes"] += 1
                     last_start = -math.inf  # a new target is stepped towards at once
-            rate = self._rate_hz
-            if target is None or self._paused or rate <= 0:
+            (rate, paused), _ = self._control.get()
+            if target is None or paused or rate <= 0:
                 self._wake.wait(_IDLE_WAIT_S)
                 continue
             t0 = time.perf_counter()
