@@ -45,6 +45,7 @@ SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 DEFAULT_OUT = ROOT / "build" / "onset_corpus"
 MERGE_S = 0.03  # note-ons closer than 30 ms are one onset (a chord, a flam)
 SNRS_DB = (24.0, 12.0, 6.0)
+DRUM_START_S = 0.5  # the first hit; MIDI's own beat grid starts at 0
 
 # General MIDI programs (0-based) and drum notes.
 PIANO, BRIGHT_PIANO, NYLON_GUITAR, HARP = 0, 1, 24, 46
@@ -92,7 +93,7 @@ def drum_midi(*, bpm: float, duration_s: float, seed: int, style: str):
         kick, snare, hat = {0, 3, 7, 10}, {4, 12, 14}, set(range(16))
     for i in range(n_steps):
         bar, step = divmod(i, 16)
-        t = 0.5 + i * step_s
+        t = DRUM_START_S + i * step_s
         hits = []
         if bar % 4 == 3 and step >= 8:  # fill: toms and snare on every sixteenth
             hits.append((rng.choice([SNARE, HIGH_TOM, LOW_TOM]), 70 + int(rng.integers(0, 40))))
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, split, bpm, seed, style in DRUMS:
         pm = drum_midi(bpm=bpm, duration_s=args.duration - 1.0, seed=seed, style=style)
-        onsets, beats = truth_of(pm, duration_s=args.duration)
+        onsets, _ = truth_of(pm, duration_s=args.duration)
+        beats = np.arange(DRUM_START_S, onsets[-1] + 1e-6, 60.0 / bpm)  # the groove starts on a beat
         add(name, split, "drums", "GM standard kit", f"programmatic {style} pattern, {bpm:.0f} BPM",
             render(pm, sr=args.sr, duration_s=args.duration, soundfont=args.soundfont), onsets, beats)
     for name, split, material, source, programs, velocity, keep, gate in SCORES:
