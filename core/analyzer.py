@@ -130,35 +130,47 @@ class AdaptiveNormalizer:
 class BandFlux:
     """Causal SuperFlux-style onset detection on a power spectrum, one frame per hop.
 
-    The spectrum is pooled into ``n_bands`` equal-width bands (40 Hz .. ~17 kHz at
-    44.1 kHz with a 1024-point FFT: equal widths keep the hats' and picks' high bands
-    in the sum, where mel bands let low decays drown them), taken in dB with a floor
-    ``range_db`` below the loudest band lately (so the input's gain does not matter), and the
-    onset function is the mean over bands of the rise above a reference (Böck &
-    Widmer 2013, "Maximum filter vibrato suppression for onset detection"):
+    The onset function is the mean, over frequency bands in dB, of each band's rise
+    above a reference (after Böck & Widmer 2013, "Maximum filter vibrato suppression
+    for onset detection"):
 
-    - the previous frame maximum-filtered over 3 neighbouring bands, so vibrato and
-      glides that move energy to the next band do not count as rises;
-    - and each band's noise floor plus ``floor_margin_db``, the floor tracking the
-      band's minimum and creeping up ``floor_rise_db`` per frame, so steady noise
-      (a crowd, hiss, a 12 dB SNR mix) adds almost nothing.
+    - bands: single FFT bins up to ``fine_max_hz`` (a sustained string's note change is
+      a change of pitch, seen only at bin resolution), then ``n_bands`` equal-width
+      bands up to ``max_hz`` (equal widths keep the hats' and picks' high bands in the
+      sum, where mel bands let low decays drown them);
+    - levels in dB with a floor ``range_db`` below the loudest band lately, so the
+      input's gain does not matter;
+    - the reference: the previous frame maximum-filtered over 3 neighbouring bands
+      (vibrato and glides that move energy to the next band are not rises), or the
+      band's noise floor plus ``floor_margin_db`` if higher.  The floor falls towards
+      the band's level by ``FLOOR_FALL`` of the way each frame and rises by
+      ``floor_rise_db`` (or ``FLOOR_CATCH_UP`` of the way when far below): it sits near
+      the low end of steady noise, so hiss, a crowd or a 12 dB SNR mix adds little.
 
     A frame is an onset when its value is a local maximum (above the three frames
-    before it and the one after it: one frame of look-ahead), exceeds the median of
-    the last ``median_frames`` values by ``threshold`` (dB of mean band rise), is at
+    before it and the one after it: one frame of look-ahead), exceeds the median plus
+    ``MEAN_FACTOR`` times the mean of the last ``median_frames`` values by ``threshold``
+    (dB of mean band rise), is at
     least ``min_relative`` of the recent onsets' peaks (a decay's ripple after a loud
-    hit is not a hit) and comes ``min_ioi_frames`` after the previous onset.  Tuned on the SoundFont corpus
-    of ``scripts/make_onset_corpus.py`` (see ``scripts/bench_audio.py``).
+    hit is not a hit) and comes more than ``min_ioi_frames`` after the previous onset.
+    The constants were chosen on the ``tune`` split of the SoundFont corpus
+    (``scripts/make_onset_corpus.py``, scored by ``scripts/bench_audio.py``).
     """
 
-    FLOOR_CATCH_UP = 0.02  # per frame: ~50 frames (0.3 s at hop 256) to catch up
+    MEAN_FACTOR = 0.5  # median + half the mean: steady noise's own ripple seldom crosses it (~1 in 10 s)
+    FLOOR_FALL = 0.2  # per frame: the floor sits near the low end of a band's noise, not its deepest dip
+    FLOOR_CATCH_UP = 0.02  # per frame: ~50 frames (0.3 s at hop 256) to catch up after a silence
     _LOUD_DECAY_DB = 0.002  # per frame: ~0.35 dB/s at hop 256, so a quiet passage keeps its floor
 
-    def __init__(self, *, n_bins: int, n_bands: int = 64, max_bin: int = 400, threshold: float = 0.3,
-                 range_db: float = 70.0, floor_margin_db: float = 6.0, floor_rise_db: float = 0.1,
-                 median_frames: int = 10, min_ioi_frames: int = 1, min_relative: float = 0.05) -> None:
-        max_bin = min(max_bin, n_bins)
-        edges = np.linspace(1, max_bin, n_bands + 1).astype(int)  # bin 0 (DC) left out
+    def __init__(self, *, n_bins: int, bin_hz: float, fine_max_hz: float = 4100.0, max_hz: float = 17200.0,
+                 n_bands: int = 64, threshold: float = 0.3, range_db: float = 70.0, floor_margin_db: float = 6.0,
+                 floor_rise_db: float = 0.1, median_frames: int = 10, min_ioi_frames: int = 1,
+                 min_relative: float = 0.05) -> None:
+        max_bin = min(int(max_hz / bin_hz), n_bins - 1)
+        fine_bins = max(1, min(int(fine_max_hz / bin_hz), max_bin - n_bands))
+        # Bins 1 .. fine_bins-1 alone, then n_bands equal bands up to max_bin; DC left out.
+        edges = np.concatenate([np.arange(1, fine_bins), np.linspace(fine_bins, max_bin, n_bands + 1)]).astype(int)
+        n_bands = edges.size - 1
         self._basis = np.zeros((n_bands, n_bins), dtype=np.float32)
         for b in range(n_bands):
             self._basis[b, edges[b] : max(edges[b + 1], edges[b] + 1)] = 1.0
@@ -206,8 +218,10 @@ class BandFlux:
         self.value = float(self._rise.mean())
         # The floor follows falls at once and rises slowly: by floor_rise_db a frame, or by
         # FLOOR_CATCH_UP of the distance when far below (after a silence, noise must not wait seconds).
-        up = np.maximum(self.floor_rise_db, self.FLOOR_CATCH_UP * (bands - self._floor))
-        np.minimum(bands, self._floor + up, out=self._floor)
+        diff = bands - self._floor
+        step = np.where(diff > 0, np.minimum(diff, np.maximum(self.floor_rise_db, self.FLOOR_CATCH_UP * diff)),
+                        self.FLOOR_FALL * diff)
+        self._floor += step
         self._prev[:] = bands
         odf = self._odf  # odf[-1] is this frame, odf[-2] the candidate
         odf[:-1] = odf[1:]
@@ -215,7 +229,7 @@ class BandFlux:
         self._frames += 1
         c = odf[-2]
         onset = (c >= odf[-1] and c > odf[-3] and c >= odf[-5:-2].max() and self._frames > len(odf)
-                 and c > float(np.median(odf[:-2])) + self.threshold
+                 and c > float(np.median(odf[:-2])) + self.MEAN_FACTOR * float(odf[:-2].mean()) + self.threshold
                  and self._frames - 1 - self._last_onset > self.min_ioi_frames
                  and c > self.min_relative * self._peak_max)
         self._peak_max *= 0.9995
@@ -309,7 +323,7 @@ class StreamingAnalyzer:
         self._gate_hops = int(math.ceil(4.3)) + 2  # aubio's default delay is 4.3 hops
         # Beats are predicted, so they may fall in a quiet gap: gate them on the last second.
         self._beat_gate_hops = int(math.ceil(1.0 / self.hop_s))
-        self._flux = BandFlux(n_bins=n_bins, threshold=self._onset_threshold,
+        self._flux = BandFlux(n_bins=n_bins, bin_hz=self.sr / self.n_fft, threshold=self._onset_threshold,
                               min_ioi_frames=self._ioi_frames()) if onset_method == "flux" else None
         self._time_offset_s = 0.0
         self.reset()

@@ -223,7 +223,7 @@ class OnsetsSection(_Section):
         "instruments and noisy mixes in scripts/bench_audio.py) or one of aubio's", "flux",
         reload=True)
     threshold: float = _f("peak-picking threshold, lower = more onsets (flux: dB of mean band rise; aubio's "
-                          "methods: their own scale, e.g. energy 0.3, hfc 0.058, specflux 0.18)", 0.2, ge=0.0, le=10.0)
+                          "methods: their own scale, e.g. energy 0.3, hfc 0.058, specflux 0.18)", 0.3, ge=0.0, le=10.0)
     whitening: bool = _f("adaptive spectral whitening before the onset function (evens out loud and quiet "
                          "bands; helps soft and dense material)", False)
     compression: float = _f("log compression of the spectrum, log(1 + c*|X|), before the onset function; 0 = off",
