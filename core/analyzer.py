@@ -157,7 +157,7 @@ class BandFlux:
     (``scripts/make_onset_corpus.py``, scored by ``scripts/bench_audio.py``).
     """
 
-    MEAN_FACTOR = 0.5  # median + half the mean: steady noise's own ripple seldom crosses it (~1 in 10 s)
+    MEAN_FACTOR = 0.25  # median + a quarter of the mean: white noise alone crosses it ~1 in 4 s (0: 1 a second)
     FLOOR_FALL = 0.2  # per frame: the floor sits near the low end of a band's noise, not its deepest dip
     FLOOR_CATCH_UP = 0.02  # per frame: ~50 frames (0.3 s at hop 256) to catch up after a silence
     _LOUD_DECAY_DB = 0.002  # per frame: ~0.35 dB/s at hop 256, so a quiet passage keeps its floor
