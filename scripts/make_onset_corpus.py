@@ -19,6 +19,8 @@ were chosen on) and ``heldout`` (never tuned on; reported separately).
     python scripts/make_onset_corpus.py                  # writes build/onset_corpus/
     python scripts/make_onset_corpus.py --out DIR --duration 30
 
+Needs ``pip install -e .[bench]`` (pretty_midi, music21) besides the system packages.
+
 The corpus directory holds one mono 44.1 kHz wav per item and ``manifest.json``:
 ``{"sr", "items": [{"name", "split", "material", "instrument", "source", "snr_db",
 "wav", "onsets", "beats"}]}``.
