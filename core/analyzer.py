@@ -347,7 +347,8 @@ class StreamingAnalyzer:
     @staticmethod
     def _check_compression(compression: float) -> None:
         if not (isinstance(compression, (int, float)) and 0.0 <= compression <= 1000.0):
-            raise ConfigError(f"onset compression={compression!r}: expected 0..1000 (0 = off; 1..10 suit spectral methods)")
+            raise ConfigError(f"onset compression={compression!r}: expected 0..1000 "
+                              "(0 = off; 1..10 suit aubio's spectral methods)")
 
     def set_whitening(self, whitening: bool, compression: float) -> None:
         """Adaptive spectral whitening on/off and the log compression ``log(1 + c * |X|)`` (0 = off), live."""

@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.analyzer import StreamingAnalyzer  # noqa: E402
 from core.events import Beat, Onset  # noqa: E402
-from core.presets import IntensitySection, OnsetsSection, load_preset  # noqa: E402
+from core.presets import OnsetsSection, load_preset  # noqa: E402
 from core.synth import (  # noqa: E402
     add_noise, generate_click_track, generate_demo_song, generate_drum_pattern, generate_soft_notes,
 )
@@ -255,11 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.duration, args.methods = 10.0, args.methods[:1]
     # Presets that leave [onsets] method/threshold/... at the schema's defaults are the default setting.
-    onset_keys = ("onset_method", "onset_threshold", "onset_whitening", "onset_compression", "min_ioi_s",
-                  "silence_db")
-    defaults = dict(zip(onset_keys, (OnsetsSection().method, OnsetsSection().threshold, OnsetsSection().whitening,
-                                     OnsetsSection().compression, OnsetsSection().min_ioi_s,
-                                     OnsetsSection().silence_db)))
+    o = OnsetsSection()
+    defaults = {"onset_method": o.method, "onset_threshold": o.threshold, "onset_whitening": o.whitening,
+                "onset_compression": o.compression, "min_ioi_s": o.min_ioi_s, "silence_db": o.silence_db}
     same_as_default = [m for m in args.methods if m.startswith("preset:") and setting_kwargs(m) == defaults]
     args.methods = [m for m in args.methods if m not in same_as_default]
     if same_as_default:

@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # Dense mixes: drums + piano + plucked + soft strings of one split, summed, then noise.
     for split in ("tune", "heldout"):
-        parts = [it for it in items if it["split"] == split and it["material"] in ("drums", "piano", "plucked", "strings")]
+        parts = [it for it in items
+                 if it["split"] == split and it["material"] in ("drums", "piano", "plucked", "strings")]
         y = np.sum([audio[it["name"]] for it in parts], axis=0).astype(np.float32)
         onsets_all = np.sort(np.concatenate([it["onsets"] for it in parts]))
         onsets: list[float] = []
