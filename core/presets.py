@@ -224,10 +224,10 @@ class OnsetsSection(_Section):
         reload=True)
     threshold: float = _f("peak-picking threshold, lower = more onsets (flux: dB of mean band rise; aubio's "
                           "methods: their own scale, e.g. energy 0.3, hfc 0.058, specflux 0.18)", 0.3, ge=0.0, le=10.0)
-    whitening: bool = _f("adaptive spectral whitening before the onset function (evens out loud and quiet "
-                         "bands; helps soft and dense material)", False)
-    compression: float = _f("log compression of the spectrum, log(1 + c*|X|), before the onset function; 0 = off",
-                            0.0, ge=0.0, le=1000.0)
+    whitening: bool = _f("aubio's methods only: adaptive spectral whitening before the onset function "
+                         "(aubio's own choice is on for specflux, complex, kl, mkl)", False)
+    compression: float = _f("aubio's methods only: log compression of the spectrum, log(1 + c*|X|), before the "
+                            "onset function; 0 = off ('flux' works in dB already)", 0.0, ge=0.0, le=1000.0)
     hop: Literal[256, 512] = _f("analysis hop in samples (256: lower onset latency; 512: half the cost)", 256,
                                 reload=True)
     min_ioi_s: float = _f("detector: onsets closer than this to the previous one are merged", 0.03,
