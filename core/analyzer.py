@@ -21,17 +21,17 @@ import numpy as np
 
 from core.errors import ConfigError
 from core.events import Beat, Intensity, Onset
-from core.presets import IntensitySection, OnsetsSection
+from core.presets import AUBIO_ONSET_METHODS, IntensitySection, OnsetsSection
 
 # The preset schema is the one source of defaults: the constructor's are read from it.
 _ONSETS, _INTENSITY = OnsetsSection(), IntensitySection()
 
-__all__ = ["AdaptiveNormalizer", "StreamingAnalyzer", "ONSET_METHODS"]
+__all__ = ["AdaptiveNormalizer", "BandFlux", "StreamingAnalyzer", "ONSET_METHODS"]
 
 log = logging.getLogger(__name__)
 
-# aubio's onset detection functions (see aubio's `onset` docs).
-ONSET_METHODS = ("energy", "hfc", "complex", "phase", "wphase", "specdiff", "kl", "mkl", "specflux")
+# "flux" is BandFlux below; the others are aubio's onset detection functions (see aubio's `onset` docs).
+ONSET_METHODS = AUBIO_ONSET_METHODS
 
 
 class AdaptiveNormalizer:
@@ -127,6 +127,118 @@ class AdaptiveNormalizer:
         return self.value
 
 
+class BandFlux:
+    """Causal SuperFlux-style onset detection on a power spectrum, one frame per hop.
+
+    The onset function is the mean, over frequency bands in dB, of each band's rise
+    above a reference (after Böck & Widmer 2013, "Maximum filter vibrato suppression
+    for onset detection"):
+
+    - bands: single FFT bins up to ``fine_max_hz`` (a sustained string's note change is
+      a change of pitch, seen only at bin resolution), then ``n_bands`` equal-width
+      bands up to ``max_hz`` (equal widths keep the hats' and picks' high bands in the
+      sum, where mel bands let low decays drown them);
+    - levels in dB with a floor ``range_db`` below the loudest band lately, so the
+      input's gain does not matter;
+    - the reference: the previous frame maximum-filtered over 3 neighbouring bands
+      (vibrato and glides that move energy to the next band are not rises), or the
+      band's noise floor plus ``floor_margin_db`` if higher.  The floor falls towards
+      the band's level by ``FLOOR_FALL`` of the way each frame and rises by
+      ``floor_rise_db`` (or ``FLOOR_CATCH_UP`` of the way when far below): it sits near
+      the low end of steady noise, so hiss, a crowd or a 12 dB SNR mix adds little.
+
+    A frame is an onset when its value is a local maximum (above the three frames
+    before it and the one after it: one frame of look-ahead), exceeds the median plus
+    ``MEAN_FACTOR`` times the mean of the last ``median_frames`` values by ``threshold``
+    (dB of mean band rise), is at
+    least ``min_relative`` of the recent onsets' peaks (a decay's ripple after a loud
+    hit is not a hit) and comes more than ``min_ioi_frames`` after the previous onset.
+    The constants were chosen on the ``tune`` split of the SoundFont corpus
+    (``scripts/make_onset_corpus.py``, scored by ``scripts/bench_audio.py``).
+    """
+
+    MEAN_FACTOR = 0.25  # median + a quarter of the mean: white noise alone crosses it ~1 in 4 s (0: 1 a second)
+    FLOOR_FALL = 0.2  # per frame: the floor sits near the low end of a band's noise, not its deepest dip
+    FLOOR_CATCH_UP = 0.02  # per frame: ~50 frames (0.3 s at hop 256) to catch up after a silence
+    _LOUD_DECAY_DB = 0.002  # per frame: ~0.35 dB/s at hop 256, so a quiet passage keeps its floor
+
+    def __init__(self, *, n_bins: int, bin_hz: float, fine_max_hz: float = 4100.0, max_hz: float = 17200.0,
+                 n_bands: int = 64, threshold: float = 0.3, range_db: float = 70.0, floor_margin_db: float = 6.0,
+                 floor_rise_db: float = 0.1, median_frames: int = 10, min_ioi_frames: int = 1,
+                 min_relative: float = 0.05) -> None:
+        max_bin = min(int(max_hz / bin_hz), n_bins - 1)
+        fine_bins = max(1, min(int(fine_max_hz / bin_hz), max_bin - n_bands))
+        # Bins 1 .. fine_bins-1 alone, then n_bands equal bands up to max_bin; DC left out.
+        edges = np.concatenate([np.arange(1, fine_bins), np.linspace(fine_bins, max_bin, n_bands + 1)]).astype(int)
+        n_bands = edges.size - 1
+        self._basis = np.zeros((n_bands, n_bins), dtype=np.float32)
+        for b in range(n_bands):
+            self._basis[b, edges[b] : max(edges[b + 1], edges[b] + 1)] = 1.0
+        self._basis /= self._basis.sum(axis=1, keepdims=True)
+        self.threshold = float(threshold)
+        self.range_db = float(range_db)
+        self.floor_margin_db, self.floor_rise_db = float(floor_margin_db), float(floor_rise_db)
+        self.median_frames = int(median_frames)
+        self.min_ioi_frames = int(min_ioi_frames)
+        self.min_relative = float(min_relative)
+        self._bands = np.zeros(n_bands, dtype=np.float32)
+        self._ref = np.zeros(n_bands, dtype=np.float32)
+        self._rise = np.zeros(n_bands, dtype=np.float32)
+        self._odf = np.zeros(self.median_frames + 2, dtype=np.float64)
+        self.reset()
+
+    def reset(self) -> None:
+        self._prev = None
+        self._floor = None
+        self._loud_db = -40.0  # the loudest band lately (dB); quiet bands are floored range_db below it
+        self._odf.fill(0.0)
+        self._frames = 0
+        self._last_onset = -(10**9)
+        self._peak_max = 0.0
+        self.value = 0.0
+
+    def __call__(self, power: np.ndarray) -> bool:
+        """Feed one frame's power spectrum; True when the *previous* frame was an onset."""
+        bands = self._bands
+        np.dot(self._basis, power, out=bands)
+        loudest = float(bands.max())
+        if loudest > 0.0:
+            self._loud_db = max(10.0 * math.log10(loudest), self._loud_db - self._LOUD_DECAY_DB)
+        bands += np.float32(10.0 ** ((self._loud_db - self.range_db) / 10.0))
+        np.log10(bands, out=bands)
+        bands *= 10.0
+        if self._prev is None:
+            self._prev, self._floor = bands.copy(), bands.copy()
+        ref = self._ref
+        ref[1:-1] = np.maximum(np.maximum(self._prev[:-2], self._prev[1:-1]), self._prev[2:])
+        ref[0], ref[-1] = max(self._prev[0], self._prev[1]), max(self._prev[-1], self._prev[-2])
+        np.maximum(ref, self._floor + self.floor_margin_db, out=ref)
+        np.subtract(bands, ref, out=self._rise)
+        np.maximum(self._rise, 0.0, out=self._rise)
+        self.value = float(self._rise.mean())
+        # The floor follows falls at once and rises slowly: by floor_rise_db a frame, or by
+        # FLOOR_CATCH_UP of the distance when far below (after a silence, noise must not wait seconds).
+        diff = bands - self._floor
+        step = np.where(diff > 0, np.minimum(diff, np.maximum(self.floor_rise_db, self.FLOOR_CATCH_UP * diff)),
+                        self.FLOOR_FALL * diff)
+        self._floor += step
+        self._prev[:] = bands
+        odf = self._odf  # odf[-1] is this frame, odf[-2] the candidate
+        odf[:-1] = odf[1:]
+        odf[-1] = self.value
+        self._frames += 1
+        c = odf[-2]
+        onset = (c >= odf[-1] and c > odf[-3] and c >= odf[-5:-2].max() and self._frames > len(odf)
+                 and c > float(np.median(odf[:-2])) + self.MEAN_FACTOR * float(odf[:-2].mean()) + self.threshold
+                 and self._frames - 1 - self._last_onset > self.min_ioi_frames
+                 and c > self.min_relative * self._peak_max)
+        self._peak_max *= 0.9995
+        if onset:
+            self._last_onset = self._frames - 1
+            self._peak_max = max(self._peak_max, c)
+        return bool(onset)
+
+
 class StreamingAnalyzer:
     """Onsets, beats and intensity from a stream of mono float32 blocks.
 
@@ -139,9 +251,11 @@ class StreamingAnalyzer:
     construction or :meth:`reset`) with the detector delay taken off, so an onset
     event carries the time the sound started, reported :attr:`latency_s` later.
 
-    The default onset method is aubio's ``energy``: in ``scripts/bench_audio.py`` it
-    kept F >= 0.95 on clicks, drums and soft-attack notes with white noise down to
-    10 dB SNR, where ``hfc`` and the spectral methods lost soft notes in noise.
+    The default onset method is ``flux`` (:class:`BandFlux`): on the SoundFont corpus of
+    ``scripts/make_onset_corpus.py`` it holds on drums, piano and plucked strings and
+    in noisy mixes, where aubio's ``energy`` fires again on decays and aubio's spectral
+    methods lose everything in white noise at 12 dB SNR (``scripts/bench_audio.py``).
+    aubio's methods remain selectable, with their whitening and compression settings.
     """
 
     def __init__(
@@ -151,6 +265,8 @@ class StreamingAnalyzer:
         hop: int = _ONSETS.hop,
         onset_method: str = _ONSETS.method,
         onset_threshold: float = _ONSETS.threshold,
+        onset_whitening: bool = _ONSETS.whitening,
+        onset_compression: float = _ONSETS.compression,
         min_ioi_s: float = _ONSETS.min_ioi_s,
         silence_db: float = _ONSETS.silence_db,
         intensity_window_s: float = _INTENSITY.window_s,
@@ -179,6 +295,9 @@ class StreamingAnalyzer:
         self.n_fft = 4 * self.hop  # aubio's usual window: 4 hops (21 ms at 48 kHz, hop 256)
         self._onset_threshold = float(onset_threshold)
         self._check_threshold(self._onset_threshold)
+        self.onset_whitening = bool(onset_whitening)
+        self._check_compression(onset_compression)
+        self.onset_compression = float(onset_compression)
 
         # --- buffers, allocated once -------------------------------------------------
         self._pending = np.zeros(self.hop, dtype=np.float32)  # re-blocking to the hop
@@ -204,12 +323,16 @@ class StreamingAnalyzer:
         self._gate_hops = int(math.ceil(4.3)) + 2  # aubio's default delay is 4.3 hops
         # Beats are predicted, so they may fall in a quiet gap: gate them on the last second.
         self._beat_gate_hops = int(math.ceil(1.0 / self.hop_s))
+        self._flux = BandFlux(n_bins=n_bins, bin_hz=self.sr / self.n_fft, threshold=self._onset_threshold,
+                              min_ioi_frames=self._ioi_frames()) if onset_method == "flux" else None
+        self._time_offset_s = 0.0
         self.reset()
 
     @classmethod
     def from_config(cls, *, sr: int, onsets: OnsetsSection, intensity: IntensitySection) -> "StreamingAnalyzer":
         """An analyzer with a preset's ``[onsets]`` and ``[intensity]`` sections."""
         return cls(sr=sr, hop=onsets.hop, onset_method=onsets.method, onset_threshold=onsets.threshold,
+                   onset_whitening=onsets.whitening, onset_compression=onsets.compression,
                    min_ioi_s=onsets.min_ioi_s, silence_db=onsets.silence_db, intensity_window_s=intensity.window_s,
                    low_percentile=intensity.low_percentile, high_percentile=intensity.high_percentile,
                    attack_s=intensity.attack_s, release_s=intensity.release_s)
@@ -221,11 +344,41 @@ class StreamingAnalyzer:
         if not (isinstance(threshold, (int, float)) and 0.0 < threshold <= 10.0):
             raise ConfigError(f"onset threshold={threshold!r}: expected 0 < x <= 10 (lower detects more onsets)")
 
+    @staticmethod
+    def _check_compression(compression: float) -> None:
+        if not (isinstance(compression, (int, float)) and 0.0 <= compression <= 1000.0):
+            raise ConfigError(f"onset compression={compression!r}: expected 0..1000 "
+                              "(0 = off; 1..10 suit aubio's spectral methods)")
+
+    def set_whitening(self, whitening: bool, compression: float) -> None:
+        """Adaptive spectral whitening on/off and the log compression ``log(1 + c * |X|)`` (0 = off), live."""
+        self._check_compression(compression)
+        self.onset_whitening, self.onset_compression = bool(whitening), float(compression)
+        if self._onset is not None:  # aubio's methods only; "flux" has its own dB bands and noise floor
+            self._onset.set_awhitening(int(self.onset_whitening))
+            self._onset.set_compression(self.onset_compression)
+
     def set_threshold(self, threshold: float) -> None:
         """Change the onset peak-picking threshold live (lower = more sensitive)."""
         self._check_threshold(threshold)
         self._onset_threshold = float(threshold)
-        self._onset.set_threshold(self._onset_threshold)
+        if self._flux is not None:
+            self._flux.threshold = self._onset_threshold
+        else:
+            self._onset.set_threshold(self._onset_threshold)
+
+    def _ioi_frames(self) -> int:
+        return int(self.min_ioi_s / self.hop_s)
+
+    def skip(self, n_samples: int) -> None:
+        """Samples lost before the next block (a ring overflow): later events are stamped that much later.
+
+        The detectors carry on as if the audio were continuous; the jump at the gap can
+        fire one onset.  Stream time stays the input's: the lost samples still count.
+        """
+        if n_samples < 0:
+            raise ValueError(f"n_samples={n_samples!r} must be >= 0")
+        self._time_offset_s += n_samples / self.sr
 
     @property
     def threshold(self) -> float:
@@ -234,6 +387,8 @@ class StreamingAnalyzer:
     @property
     def latency_s(self) -> float:
         """How long after a sound starts its onset event comes out (the detector's look-ahead)."""
+        if self._flux is not None:
+            return 3 * self.hop_s  # one frame of look-ahead after a peak ~2 hops into its window
         return float(self._onset.get_delay_s()) + self.hop_s
 
     def configure(self, *, onsets, intensity) -> None:
@@ -242,8 +397,12 @@ class StreamingAnalyzer:
         ``hop``, ``method`` and ``window_s`` size the detector and the history: they need a restart.
         """
         self.set_threshold(onsets.threshold)
+        self.set_whitening(onsets.whitening, onsets.compression)
         self.min_ioi_s = float(onsets.min_ioi_s)
-        self._onset.set_minioi_s(self.min_ioi_s)
+        if self._flux is not None:
+            self._flux.min_ioi_frames = self._ioi_frames()
+        else:
+            self._onset.set_minioi_s(self.min_ioi_s)
         self.silence_db = float(onsets.silence_db)
         self.normalizer.set_percentiles(intensity.low_percentile, intensity.high_percentile)
         self.normalizer.set_smoothing(intensity.attack_s, intensity.release_s)
@@ -252,12 +411,19 @@ class StreamingAnalyzer:
 
     def reset(self) -> None:
         """Start a new stream: time 0 is the next sample given to :meth:`process`."""
-        self._onset = aubio.onset(self.onset_method, self.n_fft, self.hop, self.sr)
-        self._onset.set_threshold(self._onset_threshold)
-        self._onset.set_minioi_s(self.min_ioi_s)
-        # aubio's own silence gate tests only the newest hop, which is already quiet
-        # again when a short click is confirmed; gate on our level history instead.
-        self._onset.set_silence(-math.inf)
+        if self._flux is not None:
+            self._onset = None
+            self._flux.reset()
+        else:
+            self._onset = aubio.onset(self.onset_method, self.n_fft, self.hop, self.sr)
+            self._onset.set_threshold(self._onset_threshold)
+            self._onset.set_awhitening(int(self.onset_whitening))
+            self._onset.set_compression(self.onset_compression)
+            self._onset.set_minioi_s(self.min_ioi_s)
+            # aubio's own silence gate tests only the newest hop, which is already quiet
+            # again when a short click is confirmed; gate on our level history instead.
+            self._onset.set_silence(-math.inf)
+        self._time_offset_s = 0.0
         self._tempo = aubio.tempo("default", self.n_fft, self.hop, self.sr)
         self._tempo.set_silence(-math.inf)
         self._n_pending = 0
@@ -312,24 +478,7 @@ class StreamingAnalyzer:
             self._last_audible_hop = self._hops_done
         quiet_hops = self._hops_done - self._last_audible_hop
 
-        # Onsets.  Strength: the detection function's peak over the hops in view,
-        # relative to a slowly decaying maximum of recent peaks.
-        is_onset = self._onset(hop)[0] > 0
-        desc = float(self._onset.get_descriptor())
-        self._desc_history[self._hops_done % self._gate_hops] = desc
-        if is_onset and quiet_hops < self._gate_hops:
-            peak = float(self._desc_history.max())
-            self._desc_max = max(peak, self._desc_max)
-            strength = peak / self._desc_max if self._desc_max > 0 else 1.0
-            events.append(Onset(time_s=max(0.0, float(self._onset.get_last_s())), strength=strength))
-        self._desc_max *= 0.9995  # ~half-life of 1400 hops, ~7 s at 48 kHz / 256
-
-        # Beats and tempo.
-        if self._tempo(hop)[0] > 0 and quiet_hops < self._beat_gate_hops:
-            self.bpm = float(self._tempo.get_bpm())
-            events.append(Beat(time_s=max(0.0, float(self._tempo.get_last_s())), bpm=self.bpm))
-
-        # Intensity: mean mel power in dB over the last n_fft samples, centered there.
+        # The spectrum of the last n_fft samples: shared by the band flux and the intensity.
         frame = self._frame
         frame[: -self.hop] = frame[self.hop :]
         frame[-self.hop :] = hop
@@ -339,6 +488,33 @@ class StreamingAnalyzer:
         np.multiply(spec.imag, spec.imag, out=self._imag_sq)
         self._power += self._imag_sq
         self._power *= self._power_scale
+
+        # Onsets.  Strength: the detection function's peak over the hops in view,
+        # relative to a slowly decaying maximum of recent peaks.
+        if self._flux is not None:
+            is_onset = self._flux(self._power)
+            desc = self._flux.value
+            # The peak was the previous frame, whose window ended one hop ago; its rise is
+            # largest when the sound started about 1.5 hops before that window's end.
+            onset_s = end_s - 2.5 * self.hop_s
+        else:
+            is_onset = self._onset(hop)[0] > 0
+            desc = float(self._onset.get_descriptor())
+            onset_s = float(self._onset.get_last_s())
+        self._desc_history[self._hops_done % self._gate_hops] = desc
+        if is_onset and quiet_hops < self._gate_hops:
+            peak = float(self._desc_history.max())
+            self._desc_max = max(peak, self._desc_max)
+            strength = peak / self._desc_max if self._desc_max > 0 else 1.0
+            events.append(Onset(time_s=self._time_offset_s + max(0.0, onset_s), strength=strength))
+        self._desc_max *= 0.9995  # ~half-life of 1400 hops, ~7 s at 48 kHz / 256
+
+        # Beats and tempo.
+        if self._tempo(hop)[0] > 0 and quiet_hops < self._beat_gate_hops:
+            self.bpm = float(self._tempo.get_bpm())
+            events.append(Beat(time_s=self._time_offset_s + max(0.0, float(self._tempo.get_last_s())), bpm=self.bpm))
+
+        # Intensity: mean mel power in dB over the last n_fft samples, centered there.
         np.dot(self._mel_basis, self._power, out=self._mel)
         self._mel += 1e-12  # -120 dB floor, keeps log10 finite
         np.log10(self._mel, out=self._mel)
@@ -346,4 +522,4 @@ class StreamingAnalyzer:
         value = self.normalizer.update(mel_db if level_db >= self.silence_db else -math.inf)
         center_s = end_s - self.n_fft / 2 / self.sr
         if center_s >= 0.0:  # the grid starts at 0: hop_s, 2 hop_s, ... (no frame centered before the stream)
-            events.append(Intensity(time_s=center_s, value=value))
+            events.append(Intensity(time_s=self._time_offset_s + center_s, value=value))

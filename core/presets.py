@@ -55,7 +55,8 @@ log = logging.getLogger(__name__)
 META_KEYS = ("name", "description", "extends")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-AUBIO_ONSET_METHODS = ("energy", "hfc", "complex", "phase", "wphase", "specdiff", "kl", "mkl", "specflux")
+# "flux": the analyzer's own band-wise log spectral flux (core.analyzer.BandFlux); the rest are aubio's.
+AUBIO_ONSET_METHODS = ("flux", "energy", "hfc", "complex", "phase", "wphase", "specdiff", "kl", "mkl", "specflux")
 #: Cutout augmentations (core.optimizer): flip, affine (rotate +-15 deg, zoom +-10 %), perspective (corner
 #: warp), color (per-channel gain and offset), noise (Gaussian), erase (a random grey rectangle).
 AUGMENTATIONS = ("flip", "affine", "perspective", "color", "noise", "erase")
@@ -218,12 +219,18 @@ class RateSection(_Section):
 
 class OnsetsSection(_Section):
     method: Literal[AUBIO_ONSET_METHODS] = _f(  # type: ignore[valid-type]
-        "aubio onset detection function (energy held F>=0.95 in noise; see scripts/bench_audio.py)", "energy",
+        "onset detection function: 'flux' (band-wise log spectral flux over a noise floor; held on SoundFont "
+        "instruments and noisy mixes in scripts/bench_audio.py) or one of aubio's", "flux",
         reload=True)
-    threshold: float = _f("aubio peak-picking threshold: lower = more onsets", 0.3, ge=0.0, le=10.0)
+    threshold: float = _f("peak-picking threshold, lower = more onsets (flux: dB of mean band rise; aubio's "
+                          "methods: their own scale, e.g. energy 0.3, hfc 0.058, specflux 0.18)", 0.3, ge=0.0, le=10.0)
+    whitening: bool = _f("aubio's methods only: adaptive spectral whitening before the onset function "
+                         "(aubio's own choice is on for specflux, complex, kl, mkl)", False)
+    compression: float = _f("aubio's methods only: log compression of the spectrum, log(1 + c*|X|), before the "
+                            "onset function; 0 = off ('flux' works in dB already)", 0.0, ge=0.0, le=1000.0)
     hop: Literal[256, 512] = _f("analysis hop in samples (256: lower onset latency; 512: half the cost)", 256,
                                 reload=True)
-    min_ioi_s: float = _f("detector: onsets closer than this to the previous one are merged", 0.02,
+    min_ioi_s: float = _f("detector: onsets closer than this to the previous one are merged", 0.03,
                           ge=0.0, le=1.0)
     refractory_s: float = _f("director: onsets within this time after an accepted one are ignored", 0.1,
                              ge=0.0, le=5.0)

@@ -4,6 +4,13 @@ Drains everything the audio source has written (it is the ring's only reader),
 runs :class:`core.analyzer.StreamingAnalyzer` on it, and publishes the events on
 a drop-oldest queue for the app's frame loop.  The drained audio is also handed
 to listeners (the recorder), so the recording carries exactly what was analysed.
+
+Blocks are stamped with the ring's read position, not with a count of samples
+read: when the ring overflows (this thread fell more than the ring's length
+behind) the lost samples still take their time, the analyzer is told about the
+gap (:meth:`StreamingAnalyzer.skip`) and the recorder sees it in the block's
+start time, so onsets, the recording and the latency figures stay on the input's
+clock.  ``counters["samples_lost"]`` counts what was skipped.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class FeatureWorker(Stage):
         self._threshold_seen = 0
         self._config: LatestSlot = LatestSlot()  # (onsets, intensity) preset sections
         self._config_seen = 0
+        self._next_start = 0  # ring index where the next block should start if nothing is lost
 
     def set_threshold(self, threshold: float) -> None:
         """Change onset sensitivity; applied on the worker's thread before the next block."""
@@ -56,19 +64,24 @@ class FeatureWorker(Stage):
         """New ``[onsets]`` / ``[intensity]`` settings (hot reload); applied on the worker's thread."""
         self._config.put((onsets, intensity))
 
-    def run(self) -> None:
+    def drain(self) -> int:
+        """Analyse everything unread in the ring now (on the worker's thread); the samples taken."""
         ring = self.source.ring
+        block = ring.read_available()
+        if block.size:
+            # The single reader: the block starts block.size before the read position.
+            self._process(block, start=ring.read_position - block.size)
+        return block.size
+
+    def run(self) -> None:
         while True:
             stopping = self.stopping.is_set()
-            block = ring.read_available()
-            if block.size:
-                self._process(block)
-            elif stopping:
-                break  # drained
-            else:
+            if not self.drain():
+                if stopping:
+                    break  # drained
                 self.stopping.wait(self.poll_s)
 
-    def _process(self, block: np.ndarray) -> None:
+    def _process(self, block: np.ndarray, *, start: int) -> None:
         config, v = self._config.get()
         if v != self._config_seen:
             self._config_seen = v
@@ -83,7 +96,12 @@ class FeatureWorker(Stage):
                 self.analyzer.set_threshold(threshold)
             except Exception as exc:  # noqa: BLE001 - a bad OSC value must not stop the show
                 log.warning("onset threshold %r refused: %s", threshold, exc)
-        t_s = self.counters["samples"] / self.source.sr
+        gap = start - self._next_start
+        if gap > 0:  # lost in a ring overflow
+            self.analyzer.skip(gap)
+            self.counters["samples_lost"] += gap
+        self._next_start = start + block.size
+        t_s = start / self.source.sr
         sinks, _ = self._sinks.get()
         for sink in sinks:
             sink(block, t_s)

@@ -29,7 +29,8 @@ def test_click_onsets_at_known_times(sr, hop):
     y, truth = generate_click_track(bpm=120, duration_s=8.0, sr=sr)
     found = _onsets(_run(StreamingAnalyzer(sr=sr, hop=hop), y, [1024]))
     assert found.size == truth.size, (found, truth)
-    np.testing.assert_allclose(found, truth, atol=0.010)  # 10 ms: well inside a video frame
+    # 10 ms (12 at hop 512, whose 11.6 ms grid bounds the stamp): well inside a video frame.
+    np.testing.assert_allclose(found, truth, atol=0.010 if hop == 256 else 0.012)
 
 
 def test_block_size_does_not_change_results(rng):
@@ -46,7 +47,12 @@ def test_drums_in_noise_found_with_tolerance():
     found = _onsets(_run(StreamingAnalyzer(sr=sr), add_noise(y, snr_db=10.0), [512]))
     found = found[found > 0.1]  # the stream start of noise is itself an onset
     matched = [np.min(np.abs(found - t)) <= 0.05 for t in truth]
-    assert np.mean(matched) >= 0.95 and found.size <= truth.size + 1
+    # The default "flux" finds every hit; white noise at 10 dB (between the hits too) adds a few
+    # false onsets (bench_audio: precision ~0.86 on this material), "energy" adds none here.
+    assert np.mean(matched) >= 0.95 and found.size <= 1.3 * truth.size
+    energy = _onsets(_run(StreamingAnalyzer(sr=sr, onset_method="energy"), add_noise(y, snr_db=10.0), [512]))
+    energy = energy[energy > 0.1]
+    assert np.mean([np.min(np.abs(energy - t)) <= 0.05 for t in truth]) >= 0.95 and energy.size <= truth.size + 1
 
 
 def test_events_come_out_within_latency():
@@ -76,8 +82,13 @@ def test_tempo_of_120_bpm_clicks():
 def test_silence_gate_drops_onsets_in_near_silence():
     sr = 48000
     y, truth = generate_click_track(bpm=120, duration_s=4.0, sr=sr)
-    assert _onsets(_run(StreamingAnalyzer(sr=sr, silence_db=-60.0), y * 1e-4, [1024])).size == 0
-    assert _onsets(_run(StreamingAnalyzer(sr=sr, silence_db=-100.0), y * 1e-4, [1024])).size == truth.size
+    assert _onsets(_run(StreamingAnalyzer(sr=sr, silence_db=-30.0), y * 1e-2, [1024])).size == 0
+    assert _onsets(_run(StreamingAnalyzer(sr=sr, silence_db=-100.0), y * 1e-2, [1024])).size == truth.size
+    # aubio's energy has no level floor of its own: the gate alone decides, down to -80 dBFS clicks.
+    assert _onsets(_run(StreamingAnalyzer(sr=sr, onset_method="energy", silence_db=-60.0), y * 1e-4,
+                        [1024])).size == 0
+    assert _onsets(_run(StreamingAnalyzer(sr=sr, onset_method="energy", silence_db=-100.0), y * 1e-4,
+                        [1024])).size == truth.size
 
 
 def test_threshold_changes_sensitivity_live():
@@ -171,3 +182,53 @@ def test_bad_settings_name_the_value(kwargs, match):
 def test_stereo_block_is_rejected():
     with pytest.raises(ConfigError, match="mono"):
         StreamingAnalyzer(sr=48000).process(np.zeros((512, 2), dtype=np.float32))
+
+
+def test_skip_stamps_later_events_after_the_gap():
+    sr = 48000
+    y, truth = generate_click_track(bpm=120, duration_s=4.0, sr=sr)
+    half = y.size // 2
+    gap_s = 1.25
+    analyzer = StreamingAnalyzer(sr=sr)
+    first = _onsets(_run(analyzer, y[:half], [1024]))
+    analyzer.skip(int(gap_s * sr))
+    second = _onsets(_run(analyzer, y[half:], [1024]))
+    found = np.concatenate([first, second - gap_s])
+    matched = [np.min(np.abs(found - t)) < 0.012 for t in truth]
+    assert all(matched) and found.size <= truth.size + 1
+    analyzer.reset()  # a new stream starts at 0 again
+    assert _onsets(_run(analyzer, y[:half], [1024]))[0] == pytest.approx(truth[0], abs=0.012)
+
+
+# (aubio's specflux fires again and again on these noise-burst decays: see scripts/bench_audio.py.)
+@pytest.mark.parametrize("method", ["flux", "energy", "hfc", "complex"])
+def test_each_method_finds_clean_drums(method):
+    sr = 44100
+    y, truth = generate_drum_pattern(bpm=120, duration_s=6.0, sr=sr, seed=3)
+    # aubio's own per-method settings (aubio.onset's defaults for each).
+    kwargs = {"hfc": dict(onset_threshold=0.058, onset_compression=1.0),
+              "complex": dict(onset_threshold=0.15, onset_whitening=True, onset_compression=1.0),
+              "energy": dict(onset_threshold=0.3)}.get(method, {})
+    found = _onsets(_run(StreamingAnalyzer(sr=sr, onset_method=method, **kwargs), y, [512]))
+    matched = [np.min(np.abs(found - t)) <= 0.05 for t in truth]
+    assert np.mean(matched) >= 0.9 and found.size <= 1.2 * truth.size
+
+
+def test_whitening_and_compression_reach_aubio_and_change_live():
+    a = StreamingAnalyzer(sr=44100, onset_method="specflux", onset_whitening=False, onset_compression=0.0)
+    assert a._onset.get_awhitening() == 0 and a._onset.get_compression() == 0.0
+    a.set_whitening(True, 10.0)
+    assert a._onset.get_awhitening() == 1 and a._onset.get_compression() == 10.0
+    with pytest.raises(ConfigError, match="compression=-1"):
+        a.set_whitening(True, -1)
+
+
+def test_flux_rarely_fires_on_steady_noise_and_a_steady_tone():
+    sr = 44100
+    rng = np.random.default_rng(0)
+    t = np.arange(10 * sr) / sr
+    y = (0.05 * rng.standard_normal(t.size) + 0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    found = _onsets(_run(StreamingAnalyzer(sr=sr), y, [512]))
+    # White noise at -26 dBFS has no onsets; its ripple crosses the threshold now and then
+    # (scripts/bench_audio.py trades this against recall in noisy mixes).
+    assert found.size <= 2

@@ -65,3 +65,46 @@ def test_a_removed_sink_gets_nothing_and_settings_apply_on_the_worker_thread(tmp
     assert seen == []
     assert worker.analyzer.min_ioi_s == 0.2 and worker.analyzer.normalizer.release_s == 1.0
     assert len(worker.onset_times) == 0
+
+
+class _RingSource:
+    """A stand-in for an audio source: just the ring the worker drains and its rate."""
+
+    def __init__(self, *, capacity: int) -> None:
+        from core.ringbuffer import RingBuffer
+
+        self.sr = SR
+        self.ring = RingBuffer(capacity=capacity, sr=SR)
+
+
+def test_a_ring_overflow_keeps_onsets_and_recorded_audio_on_the_input_clock():
+    y, clicks = generate_click_track(bpm=120, duration_s=8.0, sr=SR)
+    src = _RingSource(capacity=SR // 2)  # half a second
+    worker = FeatureWorker(src, StreamingAnalyzer(sr=SR))
+    got: list[tuple[float, np.ndarray]] = []
+    worker.add_audio_sink(lambda block, t_s: got.append((t_s, block.copy())))
+    block = 480
+    stall = (int(3.2 * SR), int(4.9 * SR))  # the worker stalls for 1.7 s: 1.2 s of input is lost
+    for start in range(0, y.size, block):
+        src.ring.write(y[start : start + block])
+        if not stall[0] <= start < stall[1]:
+            worker.drain()
+    worker.drain()
+
+    lost = src.ring.overflow_samples
+    assert lost > SR and worker.counters["samples_lost"] == lost
+    assert worker.counters["samples"] + lost == y.size
+    # Every block handed to the recorder is the input at the time it is stamped with.
+    for t_s, b in got:
+        i = round(t_s * SR)
+        np.testing.assert_array_equal(b, y[i : i + b.size])
+    # Onsets after the gap are at the clicks' true times, not 1.2 s early.
+    onsets = np.array(worker.onset_times)
+    heard = np.zeros(y.size, bool)
+    for t_s, b in got:
+        heard[round(t_s * SR) : round(t_s * SR) + b.size] = True
+    kept = clicks[heard[(clicks * SR).astype(int)]]
+    assert kept.size == clicks.size - 2  # the clicks at 3.5 and 4.0 s were lost
+    for t in kept:
+        assert np.min(np.abs(onsets - t)) < 0.012, t
+    assert onsets.size <= kept.size + 1  # at most one extra, at the jump in the audio

@@ -154,6 +154,8 @@ def _readers():
         # read from app.preset every frame, where the worker's rate is set
         "rate.curve_gamma": (lambda app: app.preset.rate.curve_gamma, lambda p: p.rate.curve_gamma),
         "onsets.threshold": (lambda app: app.analyzer._onset_threshold, lambda p: p.onsets.threshold),
+        "onsets.whitening": (lambda app: app.analyzer.onset_whitening, lambda p: p.onsets.whitening),
+        "onsets.compression": (lambda app: app.analyzer.onset_compression, lambda p: p.onsets.compression),
         "onsets.min_ioi_s": (lambda app: app.analyzer.min_ioi_s, lambda p: p.onsets.min_ioi_s),
         "onsets.silence_db": (lambda app: app.analyzer.silence_db, lambda p: p.onsets.silence_db),
         "onsets.refractory_s": d("refractory_s", "onsets"),
@@ -204,6 +206,8 @@ max_steps_per_s = 9.0
 curve_gamma = 2.0
 [onsets]
 threshold = 0.6
+whitening = true
+compression = 5.0
 min_ioi_s = 0.08
 silence_db = -50.0
 refractory_s = 0.3
