@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.events import Onset
+from core.commands import Seen, frame_commands
+from core.events import BankSelect, Freeze, Onset, Record
 from live.audio_input import DEFAULT_BLOCK
 
 log = logging.getLogger(__name__)
@@ -235,8 +236,6 @@ class LiveApp:
         self._last_feedback = 0.0
         self.preset_updates: list[dict] = []
         self._preset_version = self.watcher.updates.get()[1]
-        from core.commands import Seen
-
         if self.opts.record:
             # --record records from the first sample; the R key and /m2v/record 0 can stop it like any other
             self.director.recording = True
@@ -316,8 +315,6 @@ class LiveApp:
 
     def _command_stages(self):
         """The pure step (core.commands) from the director's state to each stage, applied."""
-        from core.commands import frame_commands
-
         cmds, self._seen = frame_commands(self.director, self.preset.rate, self._seen)
         if cmds.target is not None:
             self.embedder.requests.put(cmds.target)
@@ -357,8 +354,6 @@ class LiveApp:
                 self._record_errors.append(err)
 
     def _handle_keys(self) -> None:
-        from core.events import BankSelect, Freeze, Record
-
         for action in self.display.poll_keys():
             if action == "quit":
                 self._stop_requested = True

@@ -152,7 +152,6 @@ class SoundDeviceInput(AudioSource):
         super().__init__(sr=sr, block=block, ring_s=ring_s)
         self.channels = channels
         self._mono = np.zeros(block, dtype=np.float32)
-        self._last_block_perf_s = 0.0
         self._started_perf_s = 0.0
         try:
             self._stream = sd.InputStream(
@@ -177,7 +176,6 @@ class SoundDeviceInput(AudioSource):
         else:  # variable block sizes from some hosts: rare, allocation is the lesser evil
             self.ring.write(indata.mean(axis=1))
         self.counters["blocks"] += 1
-        self._last_block_perf_s = time.perf_counter()
 
     def _finished(self) -> None:
         if not self.stopping.is_set():

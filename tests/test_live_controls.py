@@ -105,14 +105,7 @@ def test_hud_shows_flat_out_and_frozen(tmp_path, m2v_home):
     port = _free_udp_port()
     app = LiveApp(LiveOptions(input=str(_clicks(tmp_path)), preset="tiny", headless=True, duration_s=None,
                               osc_port=port, offline=True))
-    seen: list[dict] = []
-    show = app.display.show
-
-    def spy(frame, hud=None):
-        seen.append(dict(hud))
-        show(frame, hud)
-
-    app.display.show = spy
+    seen = _spy_hud(app)
     from pythonosc.udp_client import SimpleUDPClient
 
     client = SimpleUDPClient("127.0.0.1", port)
