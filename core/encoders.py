@@ -130,11 +130,14 @@ class Encoders:
         return F.normalize(self.models.clip.model.encode_image(x).float(), dim=-1)[0]
 
     @torch.no_grad()
-    def audio(self, samples: np.ndarray, *, sr: int, key: Hashable | None = None) -> torch.Tensor:
+    def audio(self, samples: np.ndarray, *, sr: int, key: Hashable | None = None,
+              cache: bool = True) -> torch.Tensor:
         """Wav2CLIP embedding of one audio window (mono or (n, channels)), resampled to 16 kHz.
 
-        ``key`` names the window for the cache (e.g. ``(song, segment)`` or a
-        ring-buffer position); without one the samples' bytes are hashed.
+        ``key`` names the window for the cache (e.g. ``(song, segment)``); without
+        one the samples' bytes are hashed.  ``cache=False`` is for windows that never
+        come back (live: each onset's window is new audio), which would only fill
+        the cache: 4096 stale embeddings over a long show.
         """
         if self.models.audio is None:
             raise ConfigError(
@@ -148,13 +151,11 @@ class Encoders:
             x = x.mean(axis=1)  # (frames, channels) as sounddevice/soundfile deliver it
         if x.ndim != 1 or x.size == 0:
             raise InputError(f"audio window must be mono (n,) or (n, channels) and non-empty, got shape {np.shape(samples)}")
-        if key is None:
-            key = ("sha1", sr, hashlib.sha1(x.tobytes()).hexdigest())
-        else:
-            key = ("key", sr, key)
-        hit = self._audio.get(key)
-        if hit is not None:
-            return hit
+        if cache:
+            key = ("sha1", sr, hashlib.sha1(x.tobytes()).hexdigest()) if key is None else ("key", sr, key)
+            hit = self._audio.get(key)
+            if hit is not None:
+                return hit
         if sr != AUDIO_SR:
             import soxr
 
@@ -163,7 +164,8 @@ class Encoders:
             x = np.pad(x, (0, _MIN_AUDIO_SAMPLES - x.size))
         wave = torch.from_numpy(np.ascontiguousarray(x)).to(self.device).unsqueeze(0)
         emb = F.normalize(self.models.audio(wave).float(), dim=-1)[0]
-        self._audio.put(key, emb)
+        if cache:
+            self._audio.put(key, emb)
         return emb
 
     def cache_info(self) -> dict[str, int]:

@@ -252,6 +252,7 @@ class LiveApp:
                 self._present(now, cmds, drained)
                 self._handle_keys()
                 self._send_feedback(now, cmds)
+                self.stats.memory.maybe_sample(now)
                 # A failing input degrades the show (the HUD says why; the picture goes on); a failing
                 # analysis or optimizer thread is a bug and ends it.
                 for stage in (self.features, self.worker):
@@ -514,4 +515,5 @@ class LiveApp:
             "flat_out": self.worker.flat_out,
             "osc": dict(self.osc.counters),
             "errors": self.stats.problems.lines(),
+            "memory": self.stats.memory.summary(),
         }

@@ -77,8 +77,7 @@ class Embedder(Stage):
                 return None
             end = None if spec.audio_end_s is None else int(round(spec.audio_end_s * self.ring.sr))
             self.ring.window(end, self._window.size, out=self._window)
-            key = ("live", round((spec.audio_end_s or 0.0) * 100))
-            main = self.encoders.audio(self._window, sr=self.ring.sr, key=key)
+            main = self.encoders.audio(self._window, sr=self.ring.sr, cache=False)
         elif spec.text:
             main = self.encoders.text(spec.text)
         else:

@@ -10,12 +10,17 @@ about ten minutes of display frames).  Usage::
     stats.onset_latency.add(ms)                   # onset -> first frame shown after it
     stats.problems.note("audio: no input for 3 s")
     hud_fps = stats.fps_now()
+    stats.memory.maybe_sample(time.monotonic())   # every frame; samples every 30 s
     summary = stats.summary(run_s)                # the --stats fields
 """
 
 from __future__ import annotations
 
 import collections
+import ctypes
+import ctypes.util
+import os
+import time
 
 import numpy as np
 
@@ -65,6 +70,73 @@ class Problems:
         return list(self.counts)
 
 
+class _MallInfo2(ctypes.Structure):
+    # glibc's struct mallinfo2 (glibc >= 2.33): every field a size_t, in this order
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def _mallinfo2():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        fn = libc.mallinfo2
+    except (OSError, AttributeError):  # not glibc, or glibc < 2.33
+        return None
+    fn.restype = _MallInfo2
+    return fn
+
+
+_MALLINFO2 = _mallinfo2()
+
+
+def rss_mb() -> float | None:
+    """This process's resident memory in MB (Linux ``/proc``), or None elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def heap_mb() -> tuple[float, float] | None:
+    """The C heap as (in use, free but kept by the allocator) in MB, from glibc's ``mallinfo2``.
+
+    Growth in "in use" is memory something holds on to (a leak, or a cache
+    filling); growth in "free" is the allocator keeping freed memory
+    (fragmentation), which RSS shows too but is not a leak.  None without glibc.
+    """
+    if _MALLINFO2 is None:
+        return None
+    m = _MALLINFO2()
+    return (m.uordblks + m.hblkhd) / 2**20, m.fordblks / 2**20
+
+
+class MemoryLog:
+    """RSS and C-heap samples every ``every_s`` seconds, the newest ``keep`` of them (12 h at 30 s)."""
+
+    def __init__(self, every_s: float = 30.0, keep: int = 1440) -> None:
+        self.every_s = every_s
+        self.samples: collections.deque[list[float | None]] = collections.deque(maxlen=keep)
+        self._t0: float | None = None
+        self._next = 0.0
+
+    def maybe_sample(self, t_s: float) -> None:
+        if self._t0 is None:
+            self._t0 = self._next = t_s
+        if t_s < self._next:
+            return
+        self._next += self.every_s * (1 + (t_s - self._next) // self.every_s)
+        rss, heap = rss_mb(), heap_mb()
+        used, free = heap if heap is not None else (None, None)
+        self.samples.append([round(t_s - self._t0, 1), *(None if v is None else round(v, 2)
+                                                         for v in (rss, used, free))])
+
+    def summary(self) -> dict:
+        return {"every_s": self.every_s, "columns": ["t_s", "rss_mb", "heap_used_mb", "heap_free_mb"],
+                "samples": list(self.samples)}
+
+
 class ShowStats:
     def __init__(self, window: int = WINDOW) -> None:
         self.frames = 0
@@ -73,6 +145,7 @@ class ShowStats:
         self.cue_latency = Series(window)  # cue arrival -> the first frame presented after it (ms)
         self.cue_visible = Series(window)  # cue arrival -> the first frame the judge accepts (ms, toy set)
         self.problems = Problems()
+        self.memory = MemoryLog()
 
     def presented(self, t_s: float) -> None:
         self.frames += 1

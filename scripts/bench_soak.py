@@ -10,7 +10,9 @@ Writes a drum + soft-notes song (``core.synth.generate_demo_song``, 48 kHz) of
 
 and samples the process's resident memory (``VmRSS``) every ``--rss-every-s``
 seconds.  Growth is read from the first sample after ``--settle-s`` (models
-loaded, every stage running) to the last.  The JSON holds the command, ``m2v
+loaded, every stage running) to the last.  ``m2v live``'s own memory samples
+(``--stats`` ``memory``: RSS and glibc's heap in use / free but kept) tell a
+leak (in use grows) from the allocator keeping freed memory (free grows).  The JSON holds the command, ``m2v
 live``'s ``--stats`` and the RSS samples; the table shows what the README
 quotes.  The recording is deleted.
 """
@@ -42,6 +44,18 @@ def rss_mb(pid: int) -> float | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     return None
+
+
+def heap_growth(memory: dict, *, settle_s: float) -> dict | None:
+    """First and last settled C-heap figures from ``m2v live``'s own memory samples (``--stats`` memory).
+
+    "used" growing is memory held (a leak or a filling cache); "free" growing is
+    the allocator keeping freed memory, which RSS counts but nothing holds.
+    """
+    rows = [r for r in memory.get("samples", []) if r[0] >= settle_s and r[2] is not None]
+    if len(rows) < 2:
+        return None
+    return {"used_first": rows[0][2], "used_last": rows[-1][2], "free_first": rows[0][3], "free_last": rows[-1][3]}
 
 
 def write_song(path: Path, *, duration_s: float) -> None:
@@ -91,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         stats = json.loads(stats_path.read_text())
 
     settled = [mb for t, mb in samples if t >= args.settle_s] or [mb for _, mb in samples[-1:]]
+    heap = heap_growth(stats.get("memory", {}), settle_s=args.settle_s)
     result = {"command": " ".join(cmd), "song_s": args.duration, "wall_s": round(wall_s, 1),
               "cpu_count": os.cpu_count(), "rss_every_s": args.rss_every_s, "settle_s": args.settle_s,
               "rss_settled_first_mb": settled[0] if settled else None,
               "rss_last_mb": settled[-1] if settled else None,
-              "rss_max_mb": max((mb for _, mb in samples), default=None), "rss_mb": samples, "stats": stats}
+              "rss_max_mb": max((mb for _, mb in samples), default=None), "rss_mb": samples,
+              "heap_mb": heap, "stats": stats}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
 
@@ -106,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{stats['run_s']:6.0f} {stats['audio_blocks']:7d} {stats['audio_dropped']:7d} "
           f"{fps['mean']:5.1f} / {fps['p5']:4.1f} {lat['p95']:14.1f} ms ({lat['median']:.1f}) "
           f"{stats['steps_per_s']:7.1f} {stats['recorder_frames']:>11d} / {stats['recorder_dropped']:<4d} {rss:>19}")
+    if heap:
+        print(f"C heap in use {heap['used_first']:.1f} -> {heap['used_last']:.1f} MB, "
+              f"free but kept {heap['free_first']:.1f} -> {heap['free_last']:.1f} MB (m2v's own mallinfo2 samples)")
     print(f"wrote {args.json}")
     return 0
 

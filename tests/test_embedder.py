@@ -25,11 +25,13 @@ class RecordingEncoders:
     def __init__(self) -> None:
         self.models = SimpleNamespace(audio=object())
         self.windows: list[np.ndarray] = []
+        self.cached: list[bool] = []
         self.texts = {"red": torch.tensor([1.0, 0.0, 0.0]), "blue": torch.tensor([0.0, 1.0, 0.0]),
                       "neon": torch.tensor([0.0, 0.0, 1.0])}
 
-    def audio(self, y, *, sr, key=None):
+    def audio(self, y, *, sr, key=None, cache=True):
         self.windows.append(np.array(y, copy=True))
+        self.cached.append(cache)
         return torch.tensor([float(np.mean(y)), 0.0, 0.0])
 
     def text(self, text):
@@ -53,6 +55,7 @@ def test_audio_target_encodes_the_window_ending_at_the_named_onset(ring):
     assert np.mean(enc.windows[-1] == 0.25) == pytest.approx(0.5)  # half before, half after 1 s
     emb.build(TargetSpec(kind="audio", audio_end_s=None))
     assert np.all(enc.windows[-1] == -0.5)  # no onset named: the newest audio
+    assert enc.cached == [False] * 3  # live windows never recur: caching them only grows memory
 
 
 def test_eq2_averages_each_target_with_the_previous_and_a_reload_switches_it_off(ring):

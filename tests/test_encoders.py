@@ -101,3 +101,14 @@ def test_audio_errors_name_the_problem(models, enc):
     no_audio = Encoders(dataclasses.replace(models, audio=None))
     with pytest.raises(ConfigError, match="no audio encoder"):
         no_audio.audio(np.zeros(100, np.float32), sr=AUDIO_SR)
+
+
+def test_uncached_audio_leaves_the_cache_alone(models, enc):
+    # Live windows never come back: caching them would only grow memory over a show.
+    wave = sine(220, sr=AUDIO_SR)
+    cached = enc.audio(wave, sr=AUDIO_SR, key=("song", 1))
+    before = enc.cache_info()
+    for i in range(3):
+        fresh = enc.audio(wave, sr=AUDIO_SR, cache=False)
+        assert fresh is not cached and torch.allclose(fresh, cached, atol=1e-6)
+    assert enc.cache_info() == before

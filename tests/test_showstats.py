@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from core.director import SWAP_LOG, Director
 from core.events import Onset
-from live.showstats import Problems, Series, ShowStats
+from live.showstats import MemoryLog, Problems, Series, ShowStats, heap_mb, rss_mb
 
 
 def test_series_counts_everything_and_keeps_a_window_for_percentiles():
@@ -43,3 +44,22 @@ def test_director_swap_log_is_bounded_and_the_count_is_not():
         d.on_audio(Onset(time_s=i * 0.1, strength=1.0))
     assert d.swap_count == n and len(d.swaps) == SWAP_LOG
     assert d.swaps[-1]["time"] == pytest.approx((n - 1) * 0.1)
+
+
+def test_memory_log_samples_on_its_cadence_and_is_bounded():
+    log = MemoryLog(every_s=30.0, keep=3)
+    for t in (100.0, 110.0, 129.9, 130.0, 195.0, 200.0, 225.0, 250.0):
+        log.maybe_sample(t)
+    # due at 0, 30, 60 (late: taken at 95, next due 120), 120 (taken at 125), 150; the newest 3 kept
+    assert [s[0] for s in log.samples] == [95.0, 125.0, 150.0]
+    assert log.summary()["columns"][0] == "t_s"
+
+
+@pytest.mark.skipif(heap_mb() is None or rss_mb() is None, reason="needs glibc >= 2.33 and /proc")
+def test_heap_and_rss_see_memory_held_and_released():
+    used0, rss0 = heap_mb()[0], rss_mb()
+    held = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+    assert heap_mb()[0] - used0 == pytest.approx(64, abs=4)
+    assert rss_mb() - rss0 == pytest.approx(64, abs=8)
+    del held
+    assert heap_mb()[0] - used0 == pytest.approx(0, abs=4)
