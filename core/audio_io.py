@@ -47,6 +47,12 @@ def _read_audioread(path: Path) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(y, dtype=np.float32), int(sr)
 
 
+def check_rate(sr: int | None) -> None:
+    """A requested sample rate (None: the file's own) is an integer in 1 kHz..384 kHz, or ConfigError."""
+    if sr is not None and not (isinstance(sr, (int, np.integer)) and 1000 <= sr <= 384000):
+        raise ConfigError(f"sr={sr!r}: expected an integer sample rate such as 44100 or 48000")
+
+
 def load_audio(path: str | Path, *, sr: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
     """Read an audio file.
 
@@ -55,8 +61,7 @@ def load_audio(path: str | Path, *, sr: int | None = None, mono: bool = True) ->
     file's own rate.  A missing, empty or unreadable file raises
     :class:`~core.errors.InputError` naming the file and the fix.
     """
-    if sr is not None and not (isinstance(sr, (int, np.integer)) and 1000 <= sr <= 384000):
-        raise ConfigError(f"sr={sr!r}: expected an integer sample rate such as 44100 or 48000")
+    check_rate(sr)
     p = Path(path).expanduser()
     if not p.exists():
         raise InputError(f"audio file not found: {str(p)!r}; check the path (formats: {_FORMATS})")

@@ -225,32 +225,93 @@ class SoundDeviceInput(AudioSource):
 # --- files and the demo beat, paced by the clock ----------------------------------
 
 
-class _ClockedSource(AudioSource):
-    """Delivers an in-memory mono signal block by block, as a sound card would."""
+class _ArraySamples:
+    """An in-memory mono signal, read block by block (the demo beat, the sections, decoded files)."""
 
-    def __init__(self, audio: np.ndarray, *, sr: int, block: int, loop: bool, realtime: bool,
-                 play: int | str | None, ring_s: float) -> None:
-        super().__init__(sr=sr, block=block, ring_s=ring_s)
+    def __init__(self, audio: np.ndarray, sr: int) -> None:
         self.audio = np.ascontiguousarray(audio, dtype=np.float32)
+        self.sr = sr
+        self.frames = self.audio.shape[0]
+        self._pos = 0
+
+    def read(self, n: int) -> np.ndarray:
+        blk = self.audio[self._pos:self._pos + n]
+        self._pos += blk.shape[0]
+        return blk
+
+    def rewind(self) -> None:
+        self._pos = 0
+
+    def close(self) -> None:
+        pass
+
+
+class _FileSamples:
+    """A sound file read from disk as it plays, mixed to mono and resampled on the way.
+
+    A 2-hour set decoded whole would hold 1.4 GB of float32 (48 kHz mono) for
+    the show; this holds one read of the file.  Raises whatever libsndfile
+    raises when it cannot open the file (the caller falls back to decoding it).
+    """
+
+    def __init__(self, path: Path, sr: int | None) -> None:
+        import soundfile as sf
+
+        self._f = sf.SoundFile(str(path))
+        self.file_sr = int(self._f.samplerate)
+        self.sr = int(sr or self.file_sr)
+        self.frames = int(round(self._f.frames * self.sr / self.file_sr))
+        self._chunk = max(4096, int(math.ceil(DEFAULT_BLOCK * self.file_sr / self.sr)))
+        self.rewind()
+
+    def rewind(self) -> None:
+        import soxr
+
+        self._f.seek(0)
+        self._eof = False
+        self._pending = np.zeros(0, np.float32)
+        # The same HQ soxr filter core.audio_io.resample uses for a whole file, as a stream.
+        self._rs = None if self.sr == self.file_sr else soxr.ResampleStream(self.file_sr, self.sr, 1,
+                                                                               dtype="float32", quality="HQ")
+
+    def read(self, n: int) -> np.ndarray:
+        while self._pending.shape[0] < n and not self._eof:
+            x = self._f.read(self._chunk, dtype="float32", always_2d=True).mean(axis=1)
+            self._eof = x.shape[0] < self._chunk
+            if self._rs is not None:
+                x = self._rs.resample_chunk(x, last=self._eof)
+            self._pending = np.concatenate([self._pending, x.astype(np.float32, copy=False)])
+        blk, self._pending = self._pending[:n], self._pending[n:]
+        return blk
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class _ClockedSource(AudioSource):
+    """Delivers a mono signal (in memory, or a file streamed from disk) block by block, as a sound card would."""
+
+    def __init__(self, audio: np.ndarray | _ArraySamples | _FileSamples, *, sr: int, block: int, loop: bool,
+                 realtime: bool, play: int | str | None, ring_s: float) -> None:
+        super().__init__(sr=sr, block=block, ring_s=ring_s)
+        self.samples = audio if isinstance(audio, (_ArraySamples, _FileSamples)) else _ArraySamples(audio, sr)
         self.loop = loop
         self.realtime = realtime
         self.play = play
-        self._pos = 0  # next sample of self.audio to deliver
         self._out = None
 
     @property
     def duration_s(self) -> float:
-        return self.audio.shape[0] / self.sr
+        return self.samples.frames / self.sr
 
     def _next_block(self) -> np.ndarray | None:
-        n = self.audio.shape[0]
-        if self._pos >= n:
-            if not self.loop or n == 0:
+        blk = self.samples.read(self.block)
+        if blk.shape[0] == 0:
+            if not self.loop or self.samples.frames == 0:
                 self.finished.set()
                 return None
-            self._pos = 0
-        blk = self.audio[self._pos:self._pos + self.block]
-        self._pos += blk.shape[0]
+            self.samples.rewind()
+            blk = self.samples.read(self.block)
         return blk
 
     def start(self) -> None:
@@ -315,6 +376,8 @@ class _ClockedSource(AudioSource):
             self._out.close()
         else:
             super().stop(timeout_s)
+        if not self.alive:
+            self.samples.close()
 
     @property
     def alive(self) -> bool:
@@ -335,6 +398,24 @@ def load_audio_file(path: str | os.PathLike, *, sr: int | None = None) -> tuple[
     return np.ascontiguousarray(y, dtype=np.float32), int(file_sr)
 
 
+def _stream_or_decode(path: Path, sr: int | None) -> _FileSamples | _ArraySamples:
+    """Stream what libsndfile reads (WAV, FLAC, OGG, MP3, AIFF...); decode the rest whole (audioread)."""
+    from core.audio_io import check_rate
+
+    check_rate(sr)
+    if path.is_file():
+        try:
+            samples = _FileSamples(path, sr)
+        except Exception as exc:  # noqa: BLE001 - libsndfile's own error types; the decoder below explains
+            log.debug("streaming %s failed (%s); decoding it whole", path, exc)
+        else:
+            if samples.frames > 0:
+                return samples
+            samples.close()
+    audio, file_sr = load_audio_file(path, sr=sr)  # raises the error that names the fix
+    return _ArraySamples(audio, file_sr)
+
+
 class FileInput(_ClockedSource):
     """Plays an audio file into the ring at its real rate, so a show can be rehearsed with no sound card.
 
@@ -352,10 +433,9 @@ class FileInput(_ClockedSource):
     def __init__(self, path: str | os.PathLike, *, sr: int | None = None, block: int = DEFAULT_BLOCK,
                  realtime: bool = True, loop: bool = False, play: int | str | None = None,
                  ring_s: float = DEFAULT_RING_S) -> None:
-        audio, file_sr = load_audio_file(path, sr=sr)
-        self.path = Path(path)
-        super().__init__(audio, sr=file_sr, block=block, loop=loop, realtime=realtime,
-                         play=play, ring_s=ring_s)
+        self.path = Path(path).expanduser()
+        samples = _stream_or_decode(self.path, sr)
+        super().__init__(samples, sr=samples.sr, block=block, loop=loop, realtime=realtime, play=play, ring_s=ring_s)
 
 
 DEMO_BPM = 120.0
