@@ -49,7 +49,7 @@ class OutputSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.kind}:{self.name}"
+        return f"{self.kind}:{self.name}" if self.name else self.kind
 
 
 def fit_frame(frame: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
