@@ -63,7 +63,7 @@ def _get_field(preset, dotted: str):
 
 
 def _output_overrides(opts: LiveOptions) -> dict:
-    """``--output`` (replacing the preset's targets) and ``--preview-*`` as preset overrides (validated there)."""
+    """The output and preview flags as preset overrides (validated there); ``--output`` replaces the targets."""
     out: dict = {}
     if opts.outputs is not None:
         out["outputs.targets"] = list(opts.outputs)

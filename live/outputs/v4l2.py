@@ -6,7 +6,7 @@ device must exist first::
     sudo modprobe v4l2loopback devices=1 video_nr=10 card_label=m2v exclusive_caps=1
 
 ``exclusive_caps=1`` makes Chrome and Zoom list it as a camera.  Verify with
-``v4l2-ctl -d /dev/video10 --all`` (the format once m2v sends) or
+``v4l2-ctl -d /dev/video10 -V`` (the format once m2v sends) or
 ``ffplay /dev/video10``.
 """
 
