@@ -22,8 +22,8 @@ partial file is complete once resolved.  Resolution:
 * Validation reports every mistake at once, each with file, field path, the bad
   value and the allowed values.
 
-Fields marked *reload* (all of ``[models]``, and the OSC socket address) need the
-models or a stage restarted; :func:`live_diff` sorts a change into fields that
+Fields marked *reload* (all of ``[models]``, the OSC socket address, the video
+outputs) need the models or a stage restarted; :func:`live_diff` sorts a change into fields that
 can be applied at once and fields that need a reload.
 """
 

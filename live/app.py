@@ -2,7 +2,9 @@
 
 Start order follows the data: audio source -> feature worker -> embedder ->
 optimizer worker -> OSC listener -> (recorder); the main thread runs the
-director (pure, single-threaded), the fast-path effects and the display.  Stop
+director (pure, single-threaded), the fast-path effects and the display, and
+hands each shown frame (no HUD) to the video outputs (live.outputs), each on
+its own thread.  Stop
 order is the reverse of what feeds what, so every queue drains and the
 recording is finalized (also on SIGINT/SIGTERM and window close).
 """

@@ -120,6 +120,17 @@ def test_frame_and_page(preview):
     img = np.asarray(Image.open(io.BytesIO(resp.read())).convert("RGB")).astype(float)
     assert np.allclose(mean_rgb(img, 8, 120), (255, 0, 0), atol=12)
     conn.close()
+    _, feeder = preview
+    new = halves((0, 255, 0), (255, 255, 255))
+    feeder.frame = new  # nobody streams, yet /frame.jpg answers with the picture shown now
+    frame, version = p.frames.get()
+    while frame is not new:  # until the display has offered it
+        frame, version = p.frames.wait_newer(version, WAIT_S)
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=WAIT_S)
+    conn.request("GET", "/frame.jpg")
+    img = np.asarray(Image.open(io.BytesIO(conn.getresponse().read())).convert("RGB")).astype(float)
+    assert np.allclose(mean_rgb(img, 8, 120), (0, 255, 0), atol=12)
+    conn.close()
     conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=WAIT_S)
     conn.request("GET", "/")
     assert b"/stream.mjpg" in conn.getresponse().read()

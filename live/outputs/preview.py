@@ -86,7 +86,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path == "/":
             self._reply(200, "text/html", _PAGE)
         elif path == "/frame.jpg":
-            jpeg = self.server.preview.wait_jpeg(0, timeout_s=2.0)[0]
+            preview = self.server.preview
+            with preview.watching():  # a watcher: the next shown frame is encoded fresh
+                jpeg = preview.wait_jpeg(preview.jpegs.get()[1], timeout_s=2.0)[0]
             if jpeg is None:
                 self._reply(503, "text/plain", b"no frame yet\n")
             else:
