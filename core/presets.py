@@ -330,6 +330,8 @@ class OutputsSection(_Section):
                     ge=1.0, le=240.0, reload=True)
     retry_s: float = _f("seconds between attempts to reopen an output that failed (a receiver gone, "
                         "a device missing)", 2.0, ge=0.1, le=600.0, reload=True)
+    ndi_audio: bool = _f("NDI outputs also carry the input audio (mono, at the input's sample rate)", False,
+                         reload=True)
     preview_port: int = _f("TCP port of the MJPEG preview over HTTP (0 = off)", 0, ge=0, le=65535, reload=True)
     preview_host: str = _f("address the preview listens on (127.0.0.1 = this machine only; 0.0.0.0 = all)",
                            "127.0.0.1", min_length=1, reload=True)

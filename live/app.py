@@ -168,7 +168,9 @@ class LiveApp:
         self.display = self._open_display()
         from live.outputs import OutputSet
 
-        self.outputs = OutputSet.from_config(preset.outputs)  # each starts (and may fail) on its own thread
+        self.outputs = OutputSet.from_config(preset.outputs, audio_sr=self.source.sr)  # each on its own thread
+        for sink in self.outputs.audio_sinks():  # NDI with ndi_audio: the input audio goes along
+            self.features.add_audio_sink(sink)
         self._stop_requested = False
         self._record_errors: list[str] = []
         from live.showstats import ShowStats

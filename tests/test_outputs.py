@@ -468,3 +468,12 @@ def test_hud_shows_outputs():
     hud = {"outputs": {"ndi:stage": "12 sent, 3 dropped"}}
     HeadlessDisplay(fps_limit=None).show(quadrants(), hud)  # an accepted HUD key
     assert "out ndi:stage: 12 sent, 3 dropped" in hud_lines(hud)
+
+
+def test_ndi_audio_goes_only_to_ndi_outputs_when_asked():
+    on = apply_overrides(Preset(), {"outputs": {"targets": ["ndi:a", "v4l2:/dev/video10"], "ndi_audio": True}})
+    outs = OutputSet.from_config(on.outputs, audio_sr=48000)
+    assert [getattr(o, "audio_sr", None) for o in outs] == [48000, None]
+    assert outs.audio_sinks() == [outs.outputs[0].write_audio]
+    off = OutputSet.from_config(apply_overrides(Preset(), {"outputs.targets": ["ndi:a"]}).outputs, audio_sr=48000)
+    assert off.outputs[0].audio_sr is None and off.audio_sinks() == []

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 import numpy as np
@@ -81,6 +82,46 @@ def quadrants(h=64, w=64):
     return f
 
 
+AUDIO_RECEIVER = r"""
+import json, sys, time
+import numpy as np
+from cyndilib.audio_frame import AudioRecvFrame
+from cyndilib.finder import Finder
+from cyndilib.receiver import Receiver, ReceiveFrameType
+from cyndilib.wrapper import RecvBandwidth, RecvColorFormat
+
+name, blocks_wanted, timeout_s, tone_hz = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+deadline = time.monotonic() + timeout_s
+finder = Finder()
+finder.open()
+source = None
+while source is None and time.monotonic() < deadline:
+    finder.wait_for_sources(0.5)
+    source = next((finder.get_source(n) for n in finder.get_source_names() if n.endswith(f"({name})")), None)
+receiver = Receiver(color_format=RecvColorFormat.RGBX_RGBA, bandwidth=RecvBandwidth.highest)
+af = AudioRecvFrame()
+receiver.set_audio_frame(af)
+receiver.set_source(source)
+blocks, counted = [], []
+while len(blocks) < blocks_wanted and time.monotonic() < deadline:
+    if receiver.receive(ReceiveFrameType.recv_audio, 200) & ReceiveFrameType.recv_audio:
+        data, _ = af.get_all_read_data()
+        for ch in np.split(data, data.shape[1] // 512, axis=1) if data.shape[1] % 512 == 0 else [data]:
+            y = ch[0].astype(np.float64)
+            t = np.arange(y.size) / af.sample_rate
+            basis = np.stack([np.sin(2 * np.pi * tone_hz * t), np.cos(2 * np.pi * tone_hz * t)])
+            coef = np.linalg.lstsq(basis.T, y, rcond=None)[0]  # the tone's amplitude and phase in this block
+            residual = y - basis.T @ coef
+            blocks.append({"sr": af.sample_rate, "channels": int(data.shape[0]), "n": int(y.size),
+                           "amp": float(np.hypot(*coef)), "residual_rms": float(np.sqrt(np.mean(residual ** 2)))})
+        receiver.get_performance_data()
+        counted.append((time.perf_counter(), receiver.audio_stats["frames_total"], receiver.audio_stats["frames_dropped"]))
+receiver.disconnect()
+finder.close()
+print(json.dumps({"blocks": blocks, "counted": counted}))
+"""
+
+
 @pytest.fixture
 def ndi_loopback(tmp_path, monkeypatch):
     """NDI discovery by unicast to this machine, for this process and the receiver's."""
@@ -134,3 +175,43 @@ def test_ndi_send_and_receive_over_loopback(ndi_loopback):
     print(f"NDI: {len(frames)} frames decoded at {SIZE}, receiver took in {rate:.1f} fps")
     assert FPS * 0.7 <= rate <= FPS * 1.15, rate
     assert dropped == 0
+
+
+@pytest.mark.slow
+def test_ndi_carries_the_input_audio(ndi_loopback):
+    name = f"m2v-test-{uuid.uuid4().hex[:8]}"
+    sr, block, tone_hz = 48000, 512, 440.0
+    out = NdiOutput(name, size_wh=(64, 64), fps=FPS, audio_sr=sr)
+    out.start()
+    stop = threading.Event()
+
+    def show():  # the display offers frames; the feature worker hands over audio blocks in real time
+        frame, k, t0 = quadrants(), 0, time.perf_counter()
+        while not stop.is_set():
+            out.offer(frame)
+            t = (k * block + np.arange(block)) / sr
+            out.write_audio((0.5 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32), t_s=k * block / sr)
+            k += 1
+            stop.wait(max(0.0, t0 + k * block / sr - time.perf_counter()))
+
+    feeder = threading.Thread(target=show, daemon=True)
+    feeder.start()
+    try:
+        proc = subprocess.run([sys.executable, "-c", AUDIO_RECEIVER, name, "100", "60", str(tone_hz)],
+                              capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    finally:
+        stop.set()
+        feeder.join()
+        out.stop()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    blocks = result["blocks"]
+    assert len(blocks) >= 100
+    for b in blocks:
+        assert (b["sr"], b["channels"], b["n"]) == (sr, 1, block)
+        assert abs(b["amp"] - 0.5) < 0.01 and b["residual_rms"] < 0.005  # the 440-Hz tone, nothing else
+    (t0, n0, _), (t1, n1, dropped) = result["counted"][5], result["counted"][-1]
+    rate = (n1 - n0) / (t1 - t0)  # NDI audio frames a second: one per 512-sample block, 93.75/s
+    print(f"NDI audio: {len(blocks)} blocks of {block} at {sr} Hz, receiver took in {rate:.1f} frames/s")
+    assert 0.7 * sr / block <= rate <= 1.15 * sr / block, rate
+    assert dropped == 0 and out.counters["errors"] == 0 and out.counters["audio_sent"] >= 100

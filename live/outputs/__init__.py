@@ -72,13 +72,20 @@ class OutputSet:
             raise ConfigError(f"output {dup[0]!r} is listed twice; give each output its own NAME")
 
     @classmethod
-    def from_config(cls, section: Any, *, factory: Callable[..., Output] = create_output) -> "OutputSet":
-        """Outputs from an ``[outputs]`` preset section (core.presets.OutputsSection)."""
+    def from_config(cls, section: Any, *, audio_sr: int | None = None,
+                    factory: Callable[..., Output] = create_output) -> "OutputSet":
+        """Outputs from an ``[outputs]`` preset section (core.presets.OutputsSection).
+
+        ``audio_sr``: the input's sample rate, for NDI outputs when ``ndi_audio`` is on.
+        """
         from core.presets import parse_size
 
         size = parse_size(section.size) if section.size != "" else None
-        outs = [factory(parse_spec(t), size_wh=size, fps=section.fps, retry_s=section.retry_s)
-                for t in section.targets]
+        outs = []
+        for text in section.targets:
+            spec = parse_spec(text)
+            audio = {"audio_sr": audio_sr} if spec.kind == "ndi" and section.ndi_audio and audio_sr else {}
+            outs.append(factory(spec, size_wh=size, fps=section.fps, retry_s=section.retry_s, **audio))
         if section.preview_port:
             from live.outputs.preview import MjpegPreview
 
@@ -124,6 +131,10 @@ class OutputSet:
 
     def stats(self) -> dict[str, dict]:
         return {o.label: o.stats() for o in self.outputs}
+
+    def audio_sinks(self) -> list[Callable[[np.ndarray, float], None]]:
+        """``write_audio`` of every output that carries the input audio (for the feature worker)."""
+        return [o.write_audio for o in self.outputs if getattr(o, "audio_sr", None)]
 
 
 # --- m2v outputs ---------------------------------------------------------------------------------
