@@ -115,7 +115,8 @@ def bench_per_frame(kinds: list[str], seconds: float) -> dict:
             (o,) = make_outputs(kind, wh)
             if kind == "preview":
                 o._clients = 1  # encode as if a client watched
-                fn = lambda o=o, f=picture(*wh): o.send(f)  # noqa: E731
+                big = picture(*wh)
+                fn = lambda o=o, f=big: o.send(f)  # noqa: E731
             else:
                 o.open(wh)
                 fn = lambda o=o, wh=wh: o.send(fit_frame(shown, wh))  # noqa: E731

@@ -205,7 +205,7 @@ def test_output_set_copies_once_so_reused_buffers_do_not_tear(started):
     buf[:] = 0  # the effects reuse their buffer for the next frame
     for out in outs:
         started(out)
-        wait_for(lambda: out.counters["sent"] >= 1, event=out.sent_event)
+        wait_for(lambda out=out: out.counters["sent"] >= 1, event=out.sent_event)
         assert tuple(out.received[0][5, 5]) == RED
     assert outs.hud() == {"fake:a": "1 sent, 0 dropped", "fake:b": "1 sent, 0 dropped"}
     assert outs.stats()["fake:a"]["sent"] == 1
