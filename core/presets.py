@@ -22,8 +22,8 @@ partial file is complete once resolved.  Resolution:
 * Validation reports every mistake at once, each with file, field path, the bad
   value and the allowed values.
 
-Fields marked *reload* (all of ``[models]``, and the OSC socket address) need the
-models or a stage restarted; :func:`live_diff` sorts a change into fields that
+Fields marked *reload* (all of ``[models]``, the OSC socket address, the video
+outputs) need the models or a stage restarted; :func:`live_diff` sorts a change into fields that
 can be applied at once and fields that need a reload.
 """
 
@@ -303,6 +303,76 @@ class OscSection(_Section):
         return value
 
 
+OUTPUT_KINDS = ("ndi", "v4l2", "spout", "syphon")
+OUTPUT_FORMS = "a list of 'KIND[:NAME]' with KIND one of " + ", ".join(OUTPUT_KINDS) + ", e.g. [\"ndi:stage\"]"
+
+
+def split_output(text: str) -> tuple[str, str]:
+    """``"ndi:stage"`` -> ("ndi", "stage"); ``"v4l2"`` -> ("v4l2", ""). The one reader of output specs.
+
+    Raises ValueError naming the kinds.
+    """
+    kind, _, name = str(text).strip().partition(":")
+    if kind.lower() not in OUTPUT_KINDS:
+        raise ValueError(f"output {text!r}: KIND must be one of {', '.join(OUTPUT_KINDS)} (write KIND[:NAME])")
+    return kind.lower(), name.strip()
+
+
+class OutputsSection(_Section):
+    targets: list[str] = _f(
+        "video outputs beside the display, each 'KIND[:NAME]': ndi:NAME (NDI source), v4l2:/dev/videoN "
+        "(v4l2loopback webcam), spout:NAME (Windows), syphon:NAME (macOS); `m2v outputs` lists what runs here",
+        factory=list, allowed=OUTPUT_FORMS, max_length=16, reload=True)
+    size: Union[int, str] = _f(
+        "resolution every output sends (the picture is letterboxed to fit); '' = the shown frame's size",
+        "", allowed="'' or " + SIZE_FORMS, reload=True)
+    fps: float = _f("frames a second each output sends, at most (the display rate bounds it)", 30.0,
+                    ge=1.0, le=240.0, reload=True)
+    retry_s: float = _f("seconds between attempts to reopen an output that failed (a receiver gone, "
+                        "a device missing)", 2.0, ge=0.1, le=600.0, reload=True)
+    ndi_audio: bool = _f("NDI outputs also carry the input audio (mono, at the input's sample rate)", False,
+                         reload=True)
+    preview_port: int = _f("TCP port of the MJPEG preview over HTTP (0 = off)", 0, ge=0, le=65535, reload=True)
+    preview_host: str = _f("address the preview listens on (127.0.0.1 = this machine only; 0.0.0.0 = all)",
+                           "127.0.0.1", min_length=1, reload=True)
+    preview_allow: list[str] = _f("preview client IP addresses or CIDR networks accepted (empty = any client)",
+                                  factory=list, allowed="a list of IP addresses or CIDR networks")
+    preview_fps: float = _f("preview frames a second (at most 10: a preview, not a feed)", 10.0, ge=0.5, le=10.0,
+                            reload=True)
+    preview_max_side: int = _f("longer side of the preview's JPEGs in pixels (frames are scaled down, "
+                               "never up)", 512, ge=16, le=2048, reload=True)
+    preview_quality: int = _f("JPEG quality of the preview", 70, ge=10, le=95, reload=True)
+
+    @field_validator("targets")
+    @classmethod
+    def _check_targets(cls, value: list[str]) -> list[str]:
+        for text in value:
+            split_output(text)
+        return value
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _check_size(cls, value: Any) -> int | str:
+        if value == "":
+            return ""
+        try:
+            return normalize_size(value)
+        except ValueError:
+            raise ValueError("not a size") from None
+
+    @field_validator("preview_allow")
+    @classmethod
+    def _check_allow(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+
 class RenderSection(_Section):
     segments: Literal["beats", "onsets"] = _f(
         "offline scene boundaries: librosa beats (paper) or onsets", "beats")
@@ -329,6 +399,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "effects": EffectsSection,
     "record": RecordSection,
     "osc": OscSection,
+    "outputs": OutputsSection,
     "render": RenderSection,
 }
 
@@ -349,6 +420,8 @@ class Preset(_Section):
     effects: EffectsSection = _f("fast-path display effects", factory=EffectsSection)
     record: RecordSection = _f("recording to a video file", factory=RecordSection)
     osc: OscSection = _f("OSC control", factory=OscSection)
+    outputs: OutputsSection = _f("video outputs to the rig (NDI, v4l2loopback, Spout, Syphon) and the MJPEG preview",
+                                 factory=OutputsSection)
     render: RenderSection = _f("offline Music2Video render", factory=RenderSection)
 
     _sources: tuple[Path, ...] = PrivateAttr(default=())
@@ -821,7 +894,7 @@ def schema_markdown() -> str:
     """The schema as Markdown tables: field, default, allowed values, live/reload, description."""
     out = ["# Preset schema", "",
            "Generated by `m2v presets schema` from `core/presets.py` (do not edit by hand). *reload* fields need the models "
-           "(or the OSC listener) restarted; all others apply live.", "",
+           "(or the OSC listener, or the outputs) restarted; all others apply live.", "",
            "## top level", "", "| field | default | allowed | description |", "|---|---|---|---|"]
     for name in META_KEYS:
         info = Preset.model_fields[name]

@@ -2,7 +2,9 @@
 
 Start order follows the data: audio source -> feature worker -> embedder ->
 optimizer worker -> OSC listener -> (recorder); the main thread runs the
-director (pure, single-threaded), the fast-path effects and the display.  Stop
+director (pure, single-threaded), the fast-path effects and the display, and
+hands each shown frame (no HUD) to the video outputs (live.outputs), each on
+its own thread.  Stop
 order is the reverse of what feeds what, so every queue drains and the
 recording is finalized (also on SIGINT/SIGTERM and window close).
 """
@@ -51,11 +53,29 @@ class LiveOptions:
     block: int = DEFAULT_BLOCK
     play: str | None = None
     loop: bool = False
+    outputs: list[str] | None = None  # KIND[:NAME] each; None: the preset's [outputs] targets
+    preview_port: int | None = None
+    preview_host: str | None = None
+    preview_allow: str | None = None  # "CIDR[,CIDR...]"
 
 
 def _get_field(preset, dotted: str):
     section, field = dotted.split(".")
     return getattr(getattr(preset, section), field)
+
+
+def _output_overrides(opts: LiveOptions) -> dict:
+    """The output and preview flags as preset overrides (validated there); ``--output`` replaces the targets."""
+    out: dict = {}
+    if opts.outputs is not None:
+        out["outputs.targets"] = list(opts.outputs)
+    if opts.preview_port is not None:
+        out["outputs.preview_port"] = opts.preview_port
+    if opts.preview_host is not None:
+        out["outputs.preview_host"] = opts.preview_host
+    if opts.preview_allow is not None:
+        out["outputs.preview_allow"] = [s.strip() for s in opts.preview_allow.split(",") if s.strip()]
+    return out
 
 
 _RECENT_S = 5.0  # an embedder or OSC problem stays on the HUD this long after it happened
@@ -91,6 +111,7 @@ class LiveApp:
             overrides["models.size"] = opts.size
         if opts.seed is not None:
             overrides["guidance.seed"] = opts.seed
+        overrides.update(_output_overrides(opts))
         from live.preset_watcher import PresetWatcher
 
         # The watcher resolves the preset (with the CLI's overrides) and hot-reloads edits to its
@@ -145,6 +166,11 @@ class LiveApp:
         self.recordings: list[dict] = []  # {"path", "recorder"}, in the order they started
         self._finishing: list[threading.Thread] = []
         self.display = self._open_display()
+        from live.outputs import OutputSet
+
+        self.outputs = OutputSet.from_config(preset.outputs, audio_sr=self.source.sr)  # each on its own thread
+        for sink in self.outputs.audio_sinks():  # NDI with ndi_audio: the input audio goes along
+            self.features.add_audio_sink(sink)
         self._stop_requested = False
         self._record_errors: list[str] = []
         from live.showstats import ShowStats
@@ -241,7 +267,7 @@ class LiveApp:
             self.director.recording = True
             self._start_recording()
         self._seen = Seen(threshold=self.director.onset_threshold, recording=self.director.recording)
-        for stage in (self.osc, self.watcher, self.embedder, self.worker, self.features, self.source):
+        for stage in (self.outputs, self.osc, self.watcher, self.embedder, self.worker, self.features, self.source):
             stage.start()
         t0 = next_frame = time.perf_counter()
         try:
@@ -269,6 +295,7 @@ class LiveApp:
             for stage in (self.source, self.features, self.embedder, self.worker, self.osc, self.watcher):
                 stage.stop()
             self._finish_recordings()
+            self.outputs.stop()
             self.display.close()
             if self.feedback is not None:
                 self.feedback.close()
@@ -338,6 +365,7 @@ class LiveApp:
         if cmds.blackout:
             shown = np.zeros_like(shown)
         self.display.show(shown, self._hud())
+        self.outputs.offer(shown)  # what the screen shows, without the HUD; never waits for a receiver
         presented = self.source.stream_time_s()
         self.stats.presented(time.perf_counter())
         for t_cue, _ in drained:
@@ -444,6 +472,11 @@ class LiveApp:
         self.worker.configure(self.preset.guidance)
         self.embedder.configure(self.preset.guidance)
         self.effects.amounts = EffectAmounts.from_config(self.preset.effects)
+        preview = self.outputs.preview
+        if "outputs.preview_allow" in live and preview is not None and not self.opts.preview_allow:
+            from live.outputs.preview import parse_allow
+
+            preview.allow = parse_allow(self.preset.outputs.preview_allow)
         osc = self.preset.osc
         if any(f.startswith("osc.") for f in live):
             self.osc.allow = parse_allow_list(",".join(osc.allow) or None)
@@ -464,7 +497,7 @@ class LiveApp:
                  preset_error and f"preset: {preset_error}",
                  self.embedder.last_error if self.embedder.last_error_at > recent else None,
                  f"osc: {self.osc.last_error}" if self.osc.last_error and self.osc.last_error_at > recent else None,
-                 self._no_audio_note]
+                 *self.outputs.problem_lines(recent_s=_RECENT_S), self._no_audio_note]
         lines = [x for x in lines if x]
         for line in lines:
             self.stats.problems.note(line)
@@ -480,6 +513,7 @@ class LiveApp:
             "intensity": self.director.effective_intensity, "onset": self.pulse.value(time.perf_counter()),
             "guidance": f"{cur.kind}: {cur.text or ''}", "dropped": self.source.dropped,
             "recording": self.recorder is not None, "frozen": self.director.frozen,
+            "outputs": self.outputs.hud() or None,
             "error": " | ".join(lines) or None,
         }
 
@@ -514,6 +548,7 @@ class LiveApp:
             "size": list(self.optimizer.size),
             "flat_out": self.worker.flat_out,
             "osc": dict(self.osc.counters),
+            "outputs": self.outputs.stats(),  # per output: sent, dropped, errors, the last error
             "errors": self.stats.problems.lines(),
             "memory": self.stats.memory.summary(),
         }

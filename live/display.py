@@ -17,7 +17,8 @@ and timestamps like a screen would (servers, tests, soak runs).  Usage::
 HUD keys (all optional): ``fps`` (default: measured), ``steps_per_s``,
 ``steps_note`` (e.g. "below min rate"), ``intensity`` 0..1, ``onset`` 0..1,
 ``guidance`` text, ``dropped`` audio blocks, ``recording`` bool, ``frozen``
-bool, ``error`` line (shown in red), ``lines`` extra text lines.
+bool, ``outputs`` {label: "120 sent, 0 dropped"} (video outputs), ``error`` line
+(shown in red), ``lines`` extra text lines.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ ACTIONS = ("quit", "fullscreen", "hud", "freeze", "record", *(f"bank{i}" for i i
 #: Every key a HUD dict may hold (see the module docstring).  ``show`` rejects any other key, so an
 #: app that sends a key no display reads fails in the first test that shows a frame.
 HUD_KEYS = frozenset({"fps", "steps_per_s", "steps_note", "intensity", "onset", "guidance", "dropped",
-                      "recording", "frozen", "error", "lines"})
+                      "recording", "frozen", "outputs", "error", "lines"})
 
 
 def check_hud(hud: dict[str, Any] | None) -> None:
@@ -64,6 +65,8 @@ def hud_lines(hud: dict[str, Any], *, fps: float = 0.0) -> list[str]:
     flags = [name for name, key in (("REC", "recording"), ("FROZEN", "frozen")) if hud.get(key)]
     if flags:
         lines.append("  ".join(flags))
+    for label, text in (hud.get("outputs") or {}).items():
+        lines.append(f"out {label}: {text}"[:80])
     lines.extend(hud.get("lines", []))
     return lines
 

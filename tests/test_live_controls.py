@@ -26,6 +26,12 @@ def _free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _clicks(tmp_path, seconds: float = 12.0):
     from core.synth import generate_click_track
 
@@ -124,6 +130,7 @@ def test_hud_shows_flat_out_and_frozen(tmp_path, m2v_home):
 def _readers():
     from core.effects import EffectAmounts
     from live.osc import parse_allow_list
+    from live.outputs.preview import parse_allow
 
     g = lambda f: (lambda app: getattr(app.optimizer, f), lambda p: getattr(p.guidance, f))  # noqa: E731
     d = lambda f, sec: (lambda app: getattr(app.director, f), lambda p: getattr(getattr(p, sec), f))  # noqa: E731
@@ -169,6 +176,9 @@ def _readers():
         "osc.eos_cues": (lambda app: app.osc.eos_cues, lambda p: dict(p.osc.eos_cues)),
         "osc.feedback": (lambda app: app.feedback and f"{app.feedback.host}:{app.feedback.port}",
                          lambda p: p.osc.feedback),
+        # the running preview's allow-list (the hot-reload test runs one)
+        "outputs.preview_allow": (lambda app: app.outputs.preview.allow,
+                                  lambda p: parse_allow(p.outputs.preview_allow)),
     }
 
 
@@ -227,6 +237,8 @@ audio_bitrate_kbps = 128
 allow = ["127.0.0.1"]
 feedback = "127.0.0.1:9123"
 eos_cues = {"1/2" = "a green square"}
+[outputs]
+preview_allow = ["127.0.0.1", "10.0.0.0/8"]
 """
 
 
@@ -237,7 +249,7 @@ def test_a_hot_reload_applies_every_live_field_and_reports_the_restart_ones(tmp_
     preset = tmp_path / "mine.toml"
     preset.write_text('extends = "tiny"\n')
     app = LiveApp(LiveOptions(input=str(_clicks(tmp_path)), preset=str(preset), headless=True,
-                              osc_port=_free_udp_port(), offline=True))
+                              osc_port=_free_udp_port(), offline=True, preview_port=_free_tcp_port()))
     before = app.preset
     seen = _spy_hud(app)
     # The user first saves a mistake (the show goes on, the HUD names it), then the fix.

@@ -88,6 +88,8 @@ REWRITES = (
          "one prompt: its smallest run (60 toy steps, about 40 s on a busy 2-core CPU)"),
     Rule(r"scripts/bench_soak\.py", r"$", f" --duration {SHORT_S} --rss-every-s 1 --json {{tmp}}/bench.json",
          "a few seconds of song"),
+    Rule(r"scripts/bench_outputs\.py", r"$", " --seconds 0.2 --repeats 1 --out {tmp}/bench.json",
+         "0.2 s per measurement, one run of each display case"),
     Rule(r"scripts/bench_render\.py", r"$", f" --seconds {SHORT_S} --preview --json {{tmp}}/bench.json",
          "a few seconds of the loop, preview settings"),
 )

@@ -31,6 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--osc-host", default=None, help="OSC listen address (default 127.0.0.1; 0.0.0.0 for a desk on the network)")
     parser.add_argument("--osc-allow", default=None, metavar="CIDR[,CIDR...]", help="accept OSC only from these senders")
     parser.add_argument("--osc-feedback", default=None, metavar="HOST:PORT", help="send /m2v/state/... feedback here")
+    parser.add_argument("--output", action="append", default=None, metavar="KIND[:NAME]",
+                        help="send the shown picture (post effects, no HUD) to the rig; repeatable; replaces the "
+                        "preset's [outputs] targets: ndi:NAME, v4l2:/dev/videoN, spout:NAME (Windows), "
+                        "syphon:NAME (macOS). See `m2v outputs`")
+    parser.add_argument("--preview-port", type=int, default=None, metavar="PORT",
+                        help="serve an MJPEG preview over HTTP on this port (at most 10 fps; 0: off)")
+    parser.add_argument("--preview-host", default=None,
+                        help="preview listen address (default 127.0.0.1; 0.0.0.0 to watch from the network)")
+    parser.add_argument("--preview-allow", default=None, metavar="CIDR[,CIDR...]",
+                        help="accept preview clients only from these addresses")
     parser.add_argument("--block", type=int, default=DEFAULT_BLOCK, help="audio block size in samples (raise on input overflows)")
     parser.add_argument("--play", default=None, metavar="DEVICE",
                         help="with a file or demo input: also play it on this output device")
@@ -48,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         windowed=args.windowed, headless=args.headless, record=args.record, duration_s=args.duration,
         stats=args.stats, osc_port=args.osc_port, osc_host=args.osc_host, osc_allow=args.osc_allow,
         osc_feedback=args.osc_feedback, block=args.block, play=args.play, loop=args.loop,
+        outputs=args.output, preview_port=args.preview_port, preview_host=args.preview_host,
+        preview_allow=args.preview_allow,
     )
     stats = LiveApp(opts).run()
     summary = {k: stats[k] for k in ("run_s", "steps", "steps_per_s", "audio_dropped", "display_fps", "latency_ms")}
