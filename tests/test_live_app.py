@@ -100,9 +100,11 @@ def test_osc_lyric_appears_as_a_lyric_swap(run_live):
     swaps = run_live["stats"]["target_swaps"]
     assert any(t["kind"] == "lyric" and t["text"] == "a red sky" for t in swaps)
     # applied by the display frame after arrival (quantize off): one 60 Hz frame, plus the
-    # audio clock's block granularity (256 samples = 5.3 ms)
+    # audio clock's block granularity (256 samples = 5.3 ms); a loaded 2-core machine can make
+    # that frame late by one more (measured 32-43 ms at load 5-16). A cue that waited for an
+    # optimizer step or a scene would take hundreds of ms.
     lat = run_live["stats"]["cue_latency_ms"]
-    assert lat["count"] >= 1 and lat["max"] <= 1000 / 60 + 5.4 + 5
+    assert lat["count"] >= 1 and lat["max"] <= 2 * 1000 / 60 + 5.4 + 10
 
 
 @pytest.mark.slow
