@@ -528,9 +528,10 @@ def _loc_text(loc: Sequence[Any]) -> str:
     return out or "(top level)"
 
 
-def _field_for(loc: Sequence[Any]) -> tuple[type[BaseModel] | None, str | None, Any]:
-    """Walk ``loc`` through the schema: (model that holds the last named field, field name, FieldInfo)."""
-    model: type[BaseModel] | None = Preset
+def _field_for(loc: Sequence[Any], root: type[BaseModel] | None = None) -> tuple[type[BaseModel] | None, str | None, Any]:
+    """Walk ``loc`` through the schema (``root``: the preset's, or another file's such as a MIDI map):
+    (model that holds the last named field, field name, FieldInfo)."""
+    model: type[BaseModel] | None = root or Preset
     holder, name, info = None, None, None
     for part in loc:
         if isinstance(part, int) or model is None:
@@ -619,20 +620,21 @@ def _has_path(data: Mapping[str, Any], loc: Sequence[Any]) -> bool:
     return True
 
 
-def _format_error(err: Mapping[str, Any], chain: Sequence[_Source]) -> str:
+def _format_error(err: Mapping[str, Any], chain: Sequence[_Source], root: type[BaseModel] | None = None) -> str:
+    """One pydantic error as 'file: field.path: problem (got X); allowed: ...' (``root`` as in _field_for)."""
     loc = tuple(err["loc"])
     # Blame the child-most file that sets this field (a parent's mistake is the parent's).
     file = next((s.path for s in chain if loc and _has_path(s.data, loc)), chain[0].path)
     path = _loc_text(loc)
     if err["type"] == "extra_forbidden":
-        holder, name, _ = _field_for(loc)
+        holder, name, _ = _field_for(loc, root)
         fields = list(holder.model_fields) if holder is not None else []
         where = f"[{_loc_text(loc[:-1])}]" if len(loc) > 1 else "the top level"
         hint = difflib.get_close_matches(str(loc[-1]), fields, n=1)
         did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
         return (f"{file}: {path}: unknown field (got {_short(err['input'])}); "
                 f"allowed in {where}: {', '.join(fields)}{did_you_mean}")
-    _, _, info = _field_for(loc)
+    _, _, info = _field_for(loc, root)
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
