@@ -303,6 +303,22 @@ class OscSection(_Section):
         return value
 
 
+class MidiSection(_Section):
+    ports: list[str] = _f("MIDI inputs to open: port-name words each, or 'all' (--midi replaces the list)",
+                          factory=list, reload=True)
+    api: Literal["auto", "alsa", "jack"] = _f("MIDI system: the ALSA sequencer, JACK, or auto (ALSA when present)",
+                                              "auto", reload=True)
+    map: str = _f("MIDI map for every port ('' = chosen by port name; see `m2v midi maps`)", "", reload=True)
+
+
+class TempoSection(_Section):
+    latency_ms: float = _f("how late the audio input is behind the room (a front-of-house feed): beats found in "
+                           "the audio move this much earlier; Link, MIDI clock and taps are not moved",
+                           0.0, ge=-500.0, le=2000.0)
+    link: bool = _f("join an Ableton Link session (needs the GPL extra: pip install 'm2v[link]')", False,
+                    reload=True)
+
+
 class RenderSection(_Section):
     segments: Literal["beats", "onsets"] = _f(
         "offline scene boundaries: librosa beats (paper) or onsets", "beats")
@@ -329,6 +345,8 @@ SECTIONS: dict[str, type[_Section]] = {
     "effects": EffectsSection,
     "record": RecordSection,
     "osc": OscSection,
+    "midi": MidiSection,
+    "tempo": TempoSection,
     "render": RenderSection,
 }
 
@@ -349,6 +367,8 @@ class Preset(_Section):
     effects: EffectsSection = _f("fast-path display effects", factory=EffectsSection)
     record: RecordSection = _f("recording to a video file", factory=RecordSection)
     osc: OscSection = _f("OSC control", factory=OscSection)
+    midi: MidiSection = _f("MIDI controllers", factory=MidiSection)
+    tempo: TempoSection = _f("the beat grid's sources", factory=TempoSection)
     render: RenderSection = _f("offline Music2Video render", factory=RenderSection)
 
     _sources: tuple[Path, ...] = PrivateAttr(default=())

@@ -47,21 +47,23 @@ class TempoSource(Protocol):
         """The grid now, or None when this source is absent (stopped, silent, never set)."""
 
 
-def fit_period(times_s: Sequence[float]) -> tuple[float, float] | None:
+def fit_period(times_s: Sequence[float], *, gaps_may_skip: bool = True) -> tuple[float, float] | None:
     """(period_s, anchor_s) of evenly spaced events: a least-squares line through (index, time).
 
-    Indices are counted from the intervals, so a missed event (an interval near
-    twice the median) keeps its place; ``anchor_s`` is the fitted time of the last event.
+    With ``gaps_may_skip`` (taps) indices are counted from the intervals, so a
+    missed tap (an interval near twice the median) keeps its place; without it
+    (MIDI clock, where no tick is ever missing but delivery comes in bursts) every
+    event is the next index.  ``anchor_s`` is the fitted time of the last event.
     """
     if len(times_s) < 2:
         return None
     gaps = [b - a for a, b in zip(times_s, times_s[1:])]
     med = statistics.median(gaps)
-    if med <= 0:
+    if med <= 0 and gaps_may_skip:
         return None
     idx = [0]
     for g in gaps:
-        idx.append(idx[-1] + max(1, round(g / med)))
+        idx.append(idx[-1] + (max(1, round(g / med)) if gaps_may_skip else 1))
     n = len(idx)
     mx, my = sum(idx) / n, sum(times_s) / n
     sxx = sum((i - mx) ** 2 for i in idx)
@@ -107,7 +109,7 @@ class MidiClock:
 
     :meth:`tick` and the transport methods are called from the MIDI thread with
     stream times; :meth:`tempo` from the main thread (a lock guards the ticks).
-    The BPM is a line fitted through the last ``window`` ticks (two beats by
+    The BPM is a line fitted through the last ``window`` ticks (four beats by
     default), which averages out the delivery jitter of the MIDI driver.  The
     clock is present while running: after Start or Continue, or when ticks come
     without any transport message (a clock-only device); Stop, or no tick for
@@ -116,7 +118,7 @@ class MidiClock:
 
     name = "clock"
 
-    def __init__(self, *, window: int = 2 * CLOCK_PPQN, timeout_s: float = 0.5) -> None:
+    def __init__(self, *, window: int = 4 * CLOCK_PPQN, timeout_s: float = 0.5) -> None:
         self.window = int(window)
         self.timeout_s = float(timeout_s)
         self._lock = threading.Lock()
@@ -153,7 +155,7 @@ class MidiClock:
             ticks, count, running = list(self._ticks), self._count, self._running
         if running is False or len(ticks) < CLOCK_PPQN // 2 or now_s - ticks[-1] > self.timeout_s:
             return None
-        fit = fit_period(ticks)
+        fit = fit_period(ticks, gaps_may_skip=False)
         if fit is None:
             return None
         tick_s, last_s = fit
