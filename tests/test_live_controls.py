@@ -169,6 +169,7 @@ def _readers():
         "osc.eos_cues": (lambda app: app.osc.eos_cues, lambda p: dict(p.osc.eos_cues)),
         "osc.feedback": (lambda app: app.feedback and f"{app.feedback.host}:{app.feedback.port}",
                          lambda p: p.osc.feedback),
+        "tempo.latency_ms": (lambda app: round(app.audio_beats.latency_s * 1000.0, 6), lambda p: p.tempo.latency_ms),
     }
 
 
@@ -227,6 +228,8 @@ audio_bitrate_kbps = 128
 allow = ["127.0.0.1"]
 feedback = "127.0.0.1:9123"
 eos_cues = {"1/2" = "a green square"}
+[tempo]
+latency_ms = 120.0
 """
 
 

@@ -91,3 +91,26 @@ def test_the_grid_takes_the_best_source_present():
 def test_nothing_present_gives_no_grid():
     grid = BeatGrid([MidiClock(), TapTempo(), AudioBeats()])
     assert grid.beats(5.0) == [] and grid.source is None and grid.bpm is None
+
+
+def test_quantized_cues_land_on_the_tapped_grid():
+    from core import events as ev
+    from core.director import Director
+
+    taps = TapTempo()
+    grid = BeatGrid([MidiClock(), taps, AudioBeats()])
+    d = Director(refractory_s=0.0, min_scene_s=0.0, quantize="beat")
+    for t in (10.0, 10.4, 10.8, 11.2):  # 150 BPM
+        taps.tap(t)
+    applied_at, cued = None, False
+    for frame in range(120):  # two seconds of display frames from 11.2 s
+        t = 11.2 + frame / 60
+        for beat in grid.beats(t):
+            d.on_audio(beat)
+        if not cued and t >= 11.3:
+            d.on_cue(ev.LyricCue("a red sky"), now_s=t)
+            cued = True
+        swaps = d.tick(t)
+        if swaps and applied_at is None:
+            applied_at = swaps[0].time_s
+    assert applied_at == pytest.approx(11.6)  # the next tapped beat after the cue
