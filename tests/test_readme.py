@@ -83,6 +83,8 @@ REWRITES = (
     Rule(r"scripts/bench_audio\.py", r"$", " --duration 3 --hops 256 --methods energy --snrs 20 --corpus none "
          "--out {tmp}/bench.json", "3-s signals, one hop, one method, one noise level, no SoundFont corpus"),
     Rule(r"scripts/bench_osc\.py", r"$", " --cues 50 --flood 500 --json {tmp}/bench.json", "50 cues, 500 packets"),
+    Rule(r"scripts/bench_midi\.py", r"$", " --messages 20 --json {tmp}/bench.json",
+         "20 CCs (it starts its own JACK dummy server)"),
     Rule(r"scripts/bench_liveio\.py", r"$", " --seconds 0.02 --out {tmp}/bench.json", "20 ms per measurement"),
     Rule(r"scripts/bench_guidance\.py", r"$", " --sections text --prompts 1 --per-class 1 --json {tmp}/bench.json",
          "one prompt: its smallest run (60 toy steps, about 40 s on a busy 2-core CPU)"),
