@@ -98,6 +98,8 @@ REWRITES = (
 NOT_HERE = (
     (r"scripts/setup\.sh", "the setup command: installs system packages; CI runs it itself (.ci/run)"),
     (r"scripts/train_toy\.py", "a full training run of the toy set (about an hour on 2 CPU cores)"),
+    (r"^m2v live\b.*--midi\b", "needs a MIDI system (the ALSA sequencer, or a running JACK server); "
+     "tests/test_midi_live.py plays m2v live from a controller on a JACK dummy server"),
     (r"scripts/make_onset_corpus\.py", "needs fluidsynth and the FluidR3 GM SoundFont, which the test setup "
      "does not install (the benchmark's corpus only)"),
 )
