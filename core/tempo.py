@@ -47,30 +47,54 @@ class TempoSource(Protocol):
         """The grid now, or None when this source is absent (stopped, silent, never set)."""
 
 
-def fit_period(times_s: Sequence[float], *, gaps_may_skip: bool = True) -> tuple[float, float] | None:
+def fit_period(times_s: Sequence[float]) -> tuple[float, float] | None:
     """(period_s, anchor_s) of evenly spaced events: a least-squares line through (index, time).
 
-    With ``gaps_may_skip`` (taps) indices are counted from the intervals, so a
-    missed tap (an interval near twice the median) keeps its place; without it
-    (MIDI clock, where no tick is ever missing but delivery comes in bursts) every
-    event is the next index.  ``anchor_s`` is the fitted time of the last event.
+    Indices come from the intervals in units of their median, so a missed event
+    (a tap not tapped, a clock tick a driver dropped: an interval near twice the
+    median) keeps its place; a late event followed by a burst (intervals near
+    two, then near zero) is one slot each, not a gap.  ``anchor_s`` is the fitted
+    time of the last event.
     """
     if len(times_s) < 2:
         return None
     gaps = [b - a for a, b in zip(times_s, times_s[1:])]
     med = statistics.median(gaps)
-    if med <= 0 and gaps_may_skip:
+    if med <= 0:
         return None
+    # An interval counts as k slots from k - 1/4 up: a missed event leaves ~2 medians, while an event
+    # delivered up to 3/4 of a period late (a loaded driver) still counts as the next one.
+    steps = [math.floor(g / med + 0.25) for g in gaps]
+    big, spare = -1, 0  # the last interval that counted extra slots, and how many
+    for i, k in enumerate(steps):
+        if k >= 2:
+            big, spare = i, k - 1
+        elif k == 0 and spare > 0:  # held back, then delivered in a burst: give back a slot
+            steps[big] -= 1
+            steps[i], spare = 1, spare - 1
+        elif k == 1:
+            spare = 0
     idx = [0]
-    for g in gaps:
-        idx.append(idx[-1] + (max(1, round(g / med)) if gaps_may_skip else 1))
-    n = len(idx)
-    mx, my = sum(idx) / n, sum(times_s) / n
-    sxx = sum((i - mx) ** 2 for i in idx)
-    period = sum((i - mx) * (t - my) for i, t in zip(idx, times_s)) / sxx
+    for k in steps:
+        idx.append(idx[-1] + max(1, k))
+    # A line robust to bursts (events held back by a stalled driver, then delivered at once, lie late
+    # off the line): the median slope between each event and the one half the window later, then a
+    # least-squares fit through the events within a quarter period of that line.
+    half = len(idx) // 2
+    slopes = sorted((times_s[i + half] - times_s[i]) / (idx[i + half] - idx[i]) for i in range(len(idx) - half))
+    period = slopes[len(slopes) // 2]
+    offset = statistics.median(t - period * i for i, t in zip(idx, times_s))
+    keep = [(i, t) for i, t in zip(idx, times_s) if abs(t - offset - period * i) <= 0.25 * period]
+    if len(keep) >= max(2, len(idx) // 2):
+        n = len(keep)
+        mx, my = sum(i for i, _ in keep) / n, sum(t for _, t in keep) / n
+        sxx = sum((i - mx) ** 2 for i, _ in keep)
+        if sxx > 0:
+            period = sum((i - mx) * (t - my) for i, t in keep) / sxx
+            offset = my - mx * period
     if period <= 0:
         return None
-    return period, my + (idx[-1] - mx) * period
+    return period, offset + idx[-1] * period
 
 
 class TapTempo:
@@ -155,7 +179,7 @@ class MidiClock:
             ticks, count, running = list(self._ticks), self._count, self._running
         if running is False or len(ticks) < CLOCK_PPQN // 2 or now_s - ticks[-1] > self.timeout_s:
             return None
-        fit = fit_period(ticks, gaps_may_skip=False)
+        fit = fit_period(ticks)
         if fit is None:
             return None
         tick_s, last_s = fit

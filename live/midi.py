@@ -212,7 +212,7 @@ class MidiInput(Stage):
         client.ignore_types(sysex=True, timing=False, active_sense=True)
         try:
             client.open_port(client.get_ports().index(name), "in")
-        except (ValueError, Exception) as exc:  # noqa: BLE001 - gone between the scan and the open
+        except Exception as exc:  # noqa: BLE001 - gone between the scan and the open (ValueError, rtmidi's errors)
             client.delete()
             self._problem("open_failed", f"cannot open {name}: {exc}")
             return

@@ -52,6 +52,21 @@ def test_midi_clock_bpm_and_beat_anchor_from_ticks(rng):
     assert (tempo.anchor_s - 1.0) / 0.5 == pytest.approx(round((tempo.anchor_s - 1.0) / 0.5), abs=0.02)
 
 
+def test_midi_clock_bpm_survives_dropped_ticks_and_bursts(rng):
+    # 120 BPM; a loaded driver drops 8 of 96 ticks and delivers others late, in bursts.
+    tick = 60.0 / (120 * 24)
+    times = list(1.0 + np.arange(96) * tick + rng.uniform(0, 0.005, 96))
+    for k in (70, 60, 41, 40, 30, 22, 11, 5):
+        del times[k]
+    times[50] += 0.9 * tick  # late: the next one follows at once
+    times[51] = times[50] + 0.001
+    times[80] += 0.6 * tick
+    clock = MidiClock()
+    for t in times:
+        clock.tick(float(t))
+    assert clock.tempo(times[-1]).bpm == pytest.approx(120.0, abs=0.5)
+
+
 def test_midi_clock_stop_makes_it_absent_and_start_resets_the_count():
     clock = MidiClock()
     for k in range(30):
