@@ -398,3 +398,30 @@ def test_osc_learn_and_tap_addresses_make_app_cues():
     h = build_handlers()
     assert h["/tap"]("/tap") == ev.Tap()
     assert h["/midi/learn"]("/midi/learn", "bank 3") == ev.MidiLearn("bank 3")
+
+
+@pytest.mark.jack
+def test_a_named_map_replaces_the_choice_by_port_name(jack, m2v_home):
+    from live.midi import MidiInput
+
+    ctl = Controller()
+    cues = CueInput()
+    midi = MidiInput(cues=cues, ports=["ctl"], api="jack", map_name="apc_mini", poll_s=0.05)
+    midi.start()
+    try:
+        assert wait_for(lambda: "ctl:out" in midi.ports)
+        assert midi.ports["ctl:out"].map.path.stem == "apc_mini"
+        assert send_until_handled(ctl, midi, (0xB0, 56, 127))  # the APC mini's master fader
+        assert cues.drain() == [ev.IntensityOverride(1.0)]
+    finally:
+        midi.stop()
+        ctl.close()
+
+
+def test_a_bad_map_name_is_a_config_error_naming_the_maps(m2v_home):
+    from core.errors import ConfigError
+    from live.midi_map import map_for_port
+
+    with pytest.raises(ConfigError, match=r"unknown MIDI map 'apc'; available: apc_mini, launchpad_mini, "
+                                          r"nanokontrol2\. Add your own as .*midi/apc\.toml"):
+        map_for_port("x", name="apc")
