@@ -149,6 +149,7 @@ class MidiClock:
         self._ticks: list[float] = []
         self._count = 0  # ticks since Start (a beat every 24)
         self._running: bool | None = None  # None: no transport message seen
+        self._fitted: tuple[tuple[int, float] | None, tuple[float, float] | None] = (None, None)
 
     def tick(self, t_s: float) -> None:
         with self._lock:
@@ -179,7 +180,9 @@ class MidiClock:
             ticks, count, running = list(self._ticks), self._count, self._running
         if running is False or len(ticks) < CLOCK_PPQN // 2 or now_s - ticks[-1] > self.timeout_s:
             return None
-        fit = fit_period(ticks)
+        if self._fitted[0] != (count, ticks[-1]):  # asked every display frame: fit only on new ticks
+            self._fitted = ((count, ticks[-1]), fit_period(ticks))
+        fit = self._fitted[1]
         if fit is None:
             return None
         tick_s, last_s = fit

@@ -55,6 +55,17 @@ def size_arg(text: str) -> int | str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def report_errors(errors: list[str], n_files: int) -> int:
+    """``validate`` subcommands: every error on stderr and exit 1, or 'ok' and exit 0."""
+    for line in errors:
+        print(line, file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} error(s) in {n_files} file(s)", file=sys.stderr)
+        return 1
+    print(f"ok: {n_files} file(s) valid")
+    return 0
+
+
 def _load(name: str):
     return importlib.import_module(f"live.cli.{name}")
 

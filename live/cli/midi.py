@@ -59,18 +59,10 @@ def _maps(args: argparse.Namespace) -> int:  # noqa: ARG001
 
 
 def _validate(args: argparse.Namespace) -> int:
-    import sys
-
+    from live.cli import report_errors
     from live.midi_map import validate_map_files
 
-    errors = validate_map_files(args.files)
-    for line in errors:
-        print(line, file=sys.stderr)
-    if errors:
-        print(f"{len(errors)} error(s) in {len(args.files)} file(s)", file=sys.stderr)
-        return 1
-    print(f"ok: {len(args.files)} file(s) valid")
-    return 0
+    return report_errors(validate_map_files(args.files), len(args.files))
 
 
 def _monitor(args: argparse.Namespace) -> int:
