@@ -158,9 +158,9 @@ class MidiInput(Stage):
         self._lock = threading.Lock()
         self._leds: dict[tuple[str, str, int, int], int] = {}
         self._logged: set[str] = set()
-        self._lister = _open_client("in", self.api, f"{client_name}-scan")
         if map_name:
             map_for_port("", name=map_name)  # a bad --midi-map is a startup error
+        self._lister = _open_client("in", self.api, f"{client_name}-scan")
 
     # --- lifecycle -------------------------------------------------------------------------------
 
