@@ -118,7 +118,21 @@ class Quantize:
     mode: QuantizeMode
 
 
+@dataclass(frozen=True, slots=True)
+class Tap:
+    """One tap of tap tempo (its time is the cue's arrival time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MidiLearn:
+    """Bind the next MIDI control moved to ``action`` (an OSC address after the prefix, and its arguments)."""
+
+    action: str  # e.g. "blackout" or "bank 3"
+
+
 CueEvent = Union[
     LyricCue, ClearLyric, PromptCue, ClearPrompts, BankSelect, PresetSwitch, SongSelect,
-    Freeze, Blackout, Record, IntensityOverride, Sensitivity, RateRange, Quantize,
+    Freeze, Blackout, Record, IntensityOverride, Sensitivity, RateRange, Quantize, Tap, MidiLearn,
 ]
+#: Cues for the app rather than the director: tempo taps and MIDI learn requests.
+APP_CUES = (Tap, MidiLearn)

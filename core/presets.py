@@ -371,6 +371,20 @@ class OutputsSection(_Section):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
         return value
+class MidiSection(_Section):
+    ports: list[str] = _f("MIDI inputs to open: port-name words each, or 'all' (--midi replaces the list)",
+                          factory=list, reload=True)
+    api: Literal["auto", "alsa", "jack"] = _f("MIDI system: the ALSA sequencer, JACK, or auto (ALSA when present)",
+                                              "auto", reload=True)
+    map: str = _f("MIDI map for every port ('' = chosen by port name; see `m2v midi maps`)", "", reload=True)
+
+
+class TempoSection(_Section):
+    latency_ms: float = _f("how late the audio input is behind the room (a front-of-house feed): beats found in "
+                           "the audio move this much earlier; Link, MIDI clock and taps are not moved",
+                           0.0, ge=-500.0, le=2000.0)
+    link: bool = _f("join an Ableton Link session (needs the GPL extra: pip install 'm2v[link]')", False,
+                    reload=True)
 
 
 class RenderSection(_Section):
@@ -400,6 +414,8 @@ SECTIONS: dict[str, type[_Section]] = {
     "record": RecordSection,
     "osc": OscSection,
     "outputs": OutputsSection,
+    "midi": MidiSection,
+    "tempo": TempoSection,
     "render": RenderSection,
 }
 
@@ -422,6 +438,8 @@ class Preset(_Section):
     osc: OscSection = _f("OSC control", factory=OscSection)
     outputs: OutputsSection = _f("video outputs to the rig (NDI, v4l2loopback, Spout, Syphon) and the MJPEG preview",
                                  factory=OutputsSection)
+    midi: MidiSection = _f("MIDI controllers", factory=MidiSection)
+    tempo: TempoSection = _f("the beat grid's sources", factory=TempoSection)
     render: RenderSection = _f("offline Music2Video render", factory=RenderSection)
 
     _sources: tuple[Path, ...] = PrivateAttr(default=())
@@ -601,9 +619,10 @@ def _loc_text(loc: Sequence[Any]) -> str:
     return out or "(top level)"
 
 
-def _field_for(loc: Sequence[Any]) -> tuple[type[BaseModel] | None, str | None, Any]:
-    """Walk ``loc`` through the schema: (model that holds the last named field, field name, FieldInfo)."""
-    model: type[BaseModel] | None = Preset
+def _field_for(loc: Sequence[Any], root: type[BaseModel] | None = None) -> tuple[type[BaseModel] | None, str | None, Any]:
+    """Walk ``loc`` through the schema (``root``: the preset's, or another file's such as a MIDI map):
+    (model that holds the last named field, field name, FieldInfo)."""
+    model: type[BaseModel] | None = root or Preset
     holder, name, info = None, None, None
     for part in loc:
         if isinstance(part, int) or model is None:
@@ -692,20 +711,21 @@ def _has_path(data: Mapping[str, Any], loc: Sequence[Any]) -> bool:
     return True
 
 
-def _format_error(err: Mapping[str, Any], chain: Sequence[_Source]) -> str:
+def _format_error(err: Mapping[str, Any], chain: Sequence[_Source], root: type[BaseModel] | None = None) -> str:
+    """One pydantic error as 'file: field.path: problem (got X); allowed: ...' (``root`` as in _field_for)."""
     loc = tuple(err["loc"])
     # Blame the child-most file that sets this field (a parent's mistake is the parent's).
     file = next((s.path for s in chain if loc and _has_path(s.data, loc)), chain[0].path)
     path = _loc_text(loc)
     if err["type"] == "extra_forbidden":
-        holder, name, _ = _field_for(loc)
+        holder, name, _ = _field_for(loc, root)
         fields = list(holder.model_fields) if holder is not None else []
         where = f"[{_loc_text(loc[:-1])}]" if len(loc) > 1 else "the top level"
         hint = difflib.get_close_matches(str(loc[-1]), fields, n=1)
         did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
         return (f"{file}: {path}: unknown field (got {_short(err['input'])}); "
                 f"allowed in {where}: {', '.join(fields)}{did_you_mean}")
-    _, _, info = _field_for(loc)
+    _, _, info = _field_for(loc, root)
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]

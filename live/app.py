@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from core.commands import Seen, frame_commands
-from core.events import BankSelect, Freeze, Onset, Record
+from core.events import APP_CUES, BankSelect, Beat, Freeze, MidiLearn, Onset, Record, Tap
 from live.audio_input import DEFAULT_BLOCK
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,11 @@ class LiveOptions:
     preview_port: int | None = None
     preview_host: str | None = None
     preview_allow: str | None = None  # "CIDR[,CIDR...]"
+    midi: tuple[str, ...] = ()  # port-name words or 'all'; empty: the preset's [midi] ports
+    midi_api: str | None = None
+    midi_map: str | None = None
+    link: bool = False
+    latency_ms: float | None = None
 
 
 def _get_field(preset, dotted: str):
@@ -153,6 +158,7 @@ class LiveApp:
         if fb:
             host, fport = parse_host_port(fb)
             self.feedback = OscFeedback(host=host, port=fport, prefix=preset.osc.prefix)
+        self._open_tempo_and_midi(preset)
 
         # --- workers -------------------------------------------------------------
         self.embedder = Embedder(self.encoders, self.source.ring, consistency=preset.guidance.consistency,
@@ -183,6 +189,44 @@ class LiveApp:
             log.warning("%s; lyric, prompt and bank cues still guide the picture", self._no_audio_note)
 
     # --- pieces --------------------------------------------------------------------
+
+    def _open_tempo_and_midi(self, preset) -> None:
+        """The beat grid's sources (Link, MIDI clock, taps, the audio tracker) and the MIDI input."""
+        from core.tempo import AudioBeats, BeatGrid, MidiClock, TapTempo
+
+        opts = self.opts
+        self.taps, self.midi_clock = TapTempo(), MidiClock()
+        self.audio_beats = AudioBeats(latency_s=self._latency_ms(preset) / 1000.0)
+        self.link = None
+        if opts.link or preset.tempo.link:
+            from live.link import LinkTempo
+
+            self.link = LinkTempo(clock=self.source.stream_time_s)
+        self.grid = BeatGrid([s for s in (self.link, self.midi_clock, self.taps, self.audio_beats) if s])
+        self.midi = None
+        self._learn_armed = False
+        ports = list(opts.midi) or list(preset.midi.ports)
+        if ports:
+            from live.midi import MidiInput
+
+            self.midi = MidiInput(cues=self.cues, ports=ports, api=opts.midi_api or preset.midi.api,
+                                  map_name=opts.midi_map or preset.midi.map or None, tempo=self.midi_clock,
+                                  clock=self.source.stream_time_s, state=self._toggle_state)
+
+    def _latency_ms(self, preset) -> float:
+        return preset.tempo.latency_ms if self.opts.latency_ms is None else self.opts.latency_ms
+
+    def _toggle_state(self, action: str) -> bool:
+        """A toggle action's current state, for latch buttons (read from the MIDI thread)."""
+        d = self.director
+        return {"freeze": d.frozen, "blackout": d.blackout, "record": d.recording}.get(action, False)
+
+    def _active_bank(self) -> int | None:
+        cur = self.director.current
+        if cur.kind != "prompt":
+            return None
+        texts = [t for t, _ in self.director.bank]
+        return texts.index(cur.text) + 1 if cur.text in texts else None
 
     def _open_display(self):
         from live.display import HeadlessDisplay, PygameDisplay
@@ -267,8 +311,10 @@ class LiveApp:
             self.director.recording = True
             self._start_recording()
         self._seen = Seen(threshold=self.director.onset_threshold, recording=self.director.recording)
-        for stage in (self.outputs, self.osc, self.watcher, self.embedder, self.worker, self.features, self.source):
-            stage.start()
+        for stage in (self.outputs, self.osc, self.midi, self.watcher, self.embedder, self.worker, self.features,
+                      self.source):
+            if stage is not None:
+                stage.start()
         t0 = next_frame = time.perf_counter()
         try:
             while not self._stop_requested and not self._finished(t0):
@@ -292,8 +338,12 @@ class LiveApp:
                     next_frame = time.perf_counter()
         finally:
             run_s = time.perf_counter() - t0
-            for stage in (self.source, self.features, self.embedder, self.worker, self.osc, self.watcher):
-                stage.stop()
+            for stage in (self.source, self.features, self.embedder, self.worker, self.osc, self.midi,
+                          self.watcher):
+                if stage is not None:
+                    stage.stop()
+            if self.link is not None:
+                self.link.close()
             self._finish_recordings()
             self.outputs.stop()
             self.display.close()
@@ -318,12 +368,20 @@ class LiveApp:
         """Audio events, cues, show cues, the clock and preset updates into the director; returns the cues."""
         stream_t = self.source.stream_time_s()
         for ev in self.features.events.get_all():
+            if isinstance(ev, Beat):  # the tracker is one of the grid's sources (core.tempo)
+                self.audio_beats.on_beat(ev)
+                continue
             self.director.on_audio(ev)
             if isinstance(ev, Onset):
                 self.pulse.trigger(ev.strength, now)
                 self._pending_onsets.append(ev.time_s)
+        for beat in self.grid.beats(stream_t):
+            self.director.on_audio(beat)
         drained = self.cues.drain_timed()
         for t_cue, cue in drained:
+            if isinstance(cue, APP_CUES):
+                self._app_cue(cue, t_cue)
+                continue
             self.director.on_cue(cue, now_s=max(t_cue, 0.0))
             self._watch_cue(t_cue, cue)
         if self.show_state is not None:
@@ -382,10 +440,37 @@ class LiveApp:
             if err and err not in self._record_errors:
                 self._record_errors.append(err)
 
+    def _app_cue(self, cue, t_cue: float) -> None:
+        """Tempo taps and MIDI learn requests (from keys, OSC or MIDI): the app's, not the director's."""
+        if isinstance(cue, Tap):
+            self.taps.tap(t_cue)
+        elif isinstance(cue, MidiLearn):
+            if self.midi is None:
+                self._midi_note = "MIDI learn: no MIDI input; start m2v live with --midi PORT (or --midi all)"
+                self._midi_note_at = time.monotonic()
+                log.warning("%s", self._midi_note)
+            else:
+                self.midi.learn(cue.action)
+
+    _LEARNABLE_KEYS = {"freeze": "freeze", "record": "record", "tap": "tap",
+                       **{f"bank{i}": f"bank {i}" for i in range(1, 10)}}
+    _midi_note: str | None = None
+    _midi_note_at = float("-inf")
+
     def _handle_keys(self) -> None:
         for action in self.display.poll_keys():
-            if action == "quit":
+            if action == "learn":  # L, then the key whose action the next MIDI control takes over
+                self._learn_armed = not self._learn_armed
+                self._midi_note = "MIDI learn: press the key to bind (space, R, T, 1-9); L again cancels" \
+                    if self._learn_armed else None
+                self._midi_note_at = time.monotonic()
+            elif self._learn_armed and action in self._LEARNABLE_KEYS:
+                self._learn_armed, self._midi_note = False, None
+                self._app_cue(MidiLearn(self._LEARNABLE_KEYS[action]), 0.0)
+            elif action == "quit":
                 self._stop_requested = True
+            elif action == "tap":
+                self.cues.push(Tap(), source="key")
             elif action == "freeze":
                 self.cues.push(Freeze(not self.director.frozen), source="key")
             elif action == "record":
@@ -396,9 +481,15 @@ class LiveApp:
                 self.display.handle(action)  # fullscreen and the like
 
     def _send_feedback(self, now: float, cmds) -> None:
-        if self.feedback is None or now - self._last_feedback <= 0.05:
+        if now - self._last_feedback <= 0.05:
             return
         self._last_feedback = now
+        if self.midi is not None:
+            d = self.director
+            self.midi.update_leds(toggles={"freeze": d.frozen, "blackout": d.blackout,
+                                           "record": self.recorder is not None}, bank=self._active_bank())
+        if self.feedback is None:
+            return
         cur = self.director.current
         self.feedback.send_state(guidance=cur.text or "", kind=cur.kind, intensity=cmds.intensity,
                                  onset=self.pulse.value(now), steps_per_s=self.worker.steps_per_s,
@@ -477,6 +568,7 @@ class LiveApp:
             from live.outputs.preview import parse_allow
 
             preview.allow = parse_allow(self.preset.outputs.preview_allow)
+        self.audio_beats.latency_s = self._latency_ms(self.preset) / 1000.0
         osc = self.preset.osc
         if any(f.startswith("osc.") for f in live):
             self.osc.allow = parse_allow_list(",".join(osc.allow) or None)
@@ -497,7 +589,8 @@ class LiveApp:
                  preset_error and f"preset: {preset_error}",
                  self.embedder.last_error if self.embedder.last_error_at > recent else None,
                  f"osc: {self.osc.last_error}" if self.osc.last_error and self.osc.last_error_at > recent else None,
-                 *self.outputs.problem_lines(recent_s=_RECENT_S), self._no_audio_note]
+                 *self.outputs.problem_lines(recent_s=_RECENT_S), self.midi and self.midi.problem(),
+                 self._no_audio_note]
         lines = [x for x in lines if x]
         for line in lines:
             self.stats.problems.note(line)
@@ -514,8 +607,18 @@ class LiveApp:
             "guidance": f"{cur.kind}: {cur.text or ''}", "dropped": self.source.dropped,
             "recording": self.recorder is not None, "frozen": self.director.frozen,
             "outputs": self.outputs.hud() or None,
+            "tempo": self._tempo_text(), "midi": self._midi_text(),
             "error": " | ".join(lines) or None,
         }
+
+    def _tempo_text(self) -> str:
+        g = self.grid
+        return f"{g.source} {g.bpm:.1f} BPM" if g.source and g.bpm else "no beat grid yet"
+
+    def _midi_text(self) -> str | None:
+        if self._midi_note and (self._learn_armed or time.monotonic() - self._midi_note_at < _RECENT_S):
+            return self._midi_note
+        return self.midi.hud_line() if self.midi is not None else None
 
     def _stats(self, run_s: float) -> dict:
         recs = [r["recorder"] for r in self.recordings]
@@ -549,6 +652,9 @@ class LiveApp:
             "flat_out": self.worker.flat_out,
             "osc": dict(self.osc.counters),
             "outputs": self.outputs.stats(),  # per output: sent, dropped, errors, the last error
+            "midi": dict(self.midi.counters) if self.midi is not None else None,
+            "tempo": {"source": self.grid.source, "bpm": self.grid.bpm, "switches": self.grid.switches,
+                      "latency_ms": self.audio_beats.latency_s * 1000.0},
             "errors": self.stats.problems.lines(),
             "memory": self.stats.memory.summary(),
         }

@@ -6,7 +6,7 @@ and timestamps like a screen would (servers, tests, soak runs).  Usage::
 
     display = PygameDisplay(display_index=0, fullscreen=True)   # or HeadlessDisplay()
     while running:
-        for action in display.poll_keys():    # 'quit', 'fullscreen', 'hud', 'freeze', 'record', 'bank1'..'bank9'
+        for action in display.poll_keys():    # 'quit', 'fullscreen', 'hud', 'freeze', 'record', 'tap', 'learn', 'bank1'..'bank9'
             if not display.handle(action):    # the display handles 'fullscreen' and 'hud' itself
                 ...                           # the app handles the rest
         display.show(frame, hud={"steps_per_s": 12.0, "intensity": 0.4, "onset": pulse, ...})
@@ -17,8 +17,9 @@ and timestamps like a screen would (servers, tests, soak runs).  Usage::
 HUD keys (all optional): ``fps`` (default: measured), ``steps_per_s``,
 ``steps_note`` (e.g. "below min rate"), ``intensity`` 0..1, ``onset`` 0..1,
 ``guidance`` text, ``dropped`` audio blocks, ``recording`` bool, ``frozen``
-bool, ``outputs`` {label: "120 sent, 0 dropped"} (video outputs), ``error`` line
-(shown in red), ``lines`` extra text lines.
+bool, ``outputs`` {label: "120 sent, 0 dropped"} (video outputs), ``tempo`` (the
+beat grid's source and BPM), ``midi`` (learn mode, port changes, unmapped/malformed
+counts), ``error`` line (shown in red), ``lines`` extra text lines.
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ from core.errors import DeviceError
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("quit", "fullscreen", "hud", "freeze", "record", *(f"bank{i}" for i in range(1, 10)))
+ACTIONS = ("quit", "fullscreen", "hud", "freeze", "record", "tap", "learn", *(f"bank{i}" for i in range(1, 10)))
 #: Every key a HUD dict may hold (see the module docstring).  ``show`` rejects any other key, so an
 #: app that sends a key no display reads fails in the first test that shows a frame.
 HUD_KEYS = frozenset({"fps", "steps_per_s", "steps_note", "intensity", "onset", "guidance", "dropped",
-                      "recording", "frozen", "outputs", "error", "lines"})
+                      "recording", "frozen", "outputs", "tempo", "midi", "error", "lines"})
 
 
 def check_hud(hud: dict[str, Any] | None) -> None:
@@ -60,8 +61,12 @@ def hud_lines(hud: dict[str, Any], *, fps: float = 0.0) -> list[str]:
     lines = [first]
     if hud.get("guidance"):
         lines.append(f"target: {hud['guidance']}"[:80])
+    if hud.get("tempo"):
+        lines.append(f"tempo: {hud['tempo']}")
     if hud.get("dropped"):
         lines.append(f"audio dropped: {hud['dropped']} blocks")
+    if hud.get("midi"):
+        lines.append(str(hud["midi"])[:100])
     flags = [name for name, key in (("REC", "recording"), ("FROZEN", "frozen")) if hud.get(key)]
     if flags:
         lines.append("  ".join(flags))
@@ -164,6 +169,7 @@ class HeadlessDisplay(Display):
 
 
 _KEYS = {"f": "fullscreen", "h": "hud", "space": "freeze", "r": "record", "escape": "quit", "q": "quit",
+         "t": "tap", "l": "learn",
          **{str(i): f"bank{i}" for i in range(1, 10)}}
 
 

@@ -5,7 +5,9 @@ Address map (after the prefix, default ``/m2v``; see the README for types)::
 
     /lyric s [f]   /clear   /prompt s [f]   /prompt/clear   /bank i   /preset s
     /song i|s      /freeze i   /blackout i   /record i   /intensity f
-    /sensitivity f   /rate f f   /quantize s
+    /sensitivity f   /rate f f   /quantize s   /tap   /midi/learn s
+
+The same addresses (without the leading slash) are the actions of MIDI maps (:mod:`live.midi_map`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ def build_handlers(*, max_string_len: int = 256) -> dict[str, Callable[..., ev.C
         "/sensitivity": lambda _addr, *args: ev.Sensitivity(as_float(_arg(args, 0, "threshold"))),
         "/rate": rate,
         "/quantize": quantize,
+        "/tap": lambda _addr, *args: ev.Tap(),
+        "/midi/learn": lambda _addr, *args: ev.MidiLearn(text(args, 0, "action")),
     }
 
 

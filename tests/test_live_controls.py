@@ -179,6 +179,7 @@ def _readers():
         # the running preview's allow-list (the hot-reload test runs one)
         "outputs.preview_allow": (lambda app: app.outputs.preview.allow,
                                   lambda p: parse_allow(p.outputs.preview_allow)),
+        "tempo.latency_ms": (lambda app: round(app.audio_beats.latency_s * 1000.0, 6), lambda p: p.tempo.latency_ms),
     }
 
 
@@ -239,6 +240,8 @@ feedback = "127.0.0.1:9123"
 eos_cues = {"1/2" = "a green square"}
 [outputs]
 preview_allow = ["127.0.0.1", "10.0.0.0/8"]
+[tempo]
+latency_ms = 120.0
 """
 
 

@@ -83,6 +83,8 @@ REWRITES = (
     Rule(r"scripts/bench_audio\.py", r"$", " --duration 3 --hops 256 --methods energy --snrs 20 --corpus none "
          "--out {tmp}/bench.json", "3-s signals, one hop, one method, one noise level, no SoundFont corpus"),
     Rule(r"scripts/bench_osc\.py", r"$", " --cues 50 --flood 500 --json {tmp}/bench.json", "50 cues, 500 packets"),
+    Rule(r"scripts/bench_midi\.py", r"$", " --messages 20 --json {tmp}/bench.json",
+         "20 CCs (it starts its own JACK dummy server)"),
     Rule(r"scripts/bench_liveio\.py", r"$", " --seconds 0.02 --out {tmp}/bench.json", "20 ms per measurement"),
     Rule(r"scripts/bench_guidance\.py", r"$", " --sections text --prompts 1 --per-class 1 --json {tmp}/bench.json",
          "one prompt: its smallest run (60 toy steps, about 40 s on a busy 2-core CPU)"),
@@ -98,6 +100,8 @@ REWRITES = (
 NOT_HERE = (
     (r"scripts/setup\.sh", "the setup command: installs system packages; CI runs it itself (.ci/run)"),
     (r"scripts/train_toy\.py", "a full training run of the toy set (about an hour on 2 CPU cores)"),
+    (r"^m2v live\b.*--midi\b", "needs a MIDI system (the ALSA sequencer, or a running JACK server); "
+     "tests/test_midi_live.py plays m2v live from a controller on a JACK dummy server"),
     (r"scripts/make_onset_corpus\.py", "needs fluidsynth and the FluidR3 GM SoundFont, which the test setup "
      "does not install (the benchmark's corpus only)"),
 )

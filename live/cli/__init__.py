@@ -21,7 +21,7 @@ from typing import Sequence
 from core.errors import M2VError
 
 # Order shown in --help: the main job first, then tools.
-SUBCOMMANDS = ("live", "render", "analyze", "devices", "outputs", "presets", "weights", "osc")
+SUBCOMMANDS = ("live", "render", "analyze", "devices", "outputs", "presets", "weights", "osc", "midi")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, models: bool = True) -> None:
@@ -53,6 +53,17 @@ def size_arg(text: str) -> int | str:
         return normalize_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def report_errors(errors: list[str], n_files: int) -> int:
+    """``validate`` subcommands: every error on stderr and exit 1, or 'ok' and exit 0."""
+    for line in errors:
+        print(line, file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} error(s) in {n_files} file(s)", file=sys.stderr)
+        return 1
+    print(f"ok: {n_files} file(s) valid")
+    return 0
 
 
 def _load(name: str):

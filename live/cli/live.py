@@ -45,6 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--play", default=None, metavar="DEVICE",
                         help="with a file or demo input: also play it on this output device")
     parser.add_argument("--loop", action="store_true", help="with a file input: loop it")
+    parser.add_argument("--midi", action="append", default=[], metavar="PORT",
+                        help="a MIDI input to open: port-name words (see `m2v midi list`), or 'all'; repeatable")
+    parser.add_argument("--midi-api", default=None, choices=("auto", "alsa", "jack"),
+                        help="MIDI system (default: the preset's midi.api, auto = ALSA when present, else JACK)")
+    parser.add_argument("--midi-map", default=None, metavar="NAME|PATH",
+                        help="MIDI map for every port (default: chosen by port name; see `m2v midi maps`)")
+    parser.add_argument("--link", action="store_true",
+                        help="join an Ableton Link session for the beat grid (GPL extra: pip install 'm2v[link]')")
+    parser.add_argument("--latency-ms", type=float, default=None, metavar="MS",
+                        help="how late the audio input is behind the room; audio beats move this much earlier")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         osc_feedback=args.osc_feedback, block=args.block, play=args.play, loop=args.loop,
         outputs=args.output, preview_port=args.preview_port, preview_host=args.preview_host,
         preview_allow=args.preview_allow,
+        midi=tuple(args.midi), midi_api=args.midi_api, midi_map=args.midi_map, link=args.link,
+        latency_ms=args.latency_ms,
     )
     stats = LiveApp(opts).run()
     summary = {k: stats[k] for k in ("run_s", "steps", "steps_per_s", "audio_dropped", "display_fps", "latency_ms")}

@@ -35,18 +35,12 @@ def run(args: argparse.Namespace) -> int:
         print(presets.to_json(preset) if args.format == "json" else presets.to_toml(preset), end="")
         return 0
     if args.action == "validate":
-        import sys
+        from live.cli import report_errors
 
         errors = []
         for path in args.files:
             errors += _validate_show(path) if _is_show(path) else presets.validate_files([path])
-        for line in errors:
-            print(line, file=sys.stderr)
-        if errors:
-            print(f"{len(errors)} error(s) in {len(args.files)} file(s)", file=sys.stderr)
-            return 1
-        print(f"ok: {len(args.files)} file(s) valid")
-        return 0
+        return report_errors(errors, len(args.files))
     if args.action == "schema":
         print(presets.schema_markdown(), end="")
         return 0
