@@ -39,7 +39,7 @@ from core.events import CONSISTENCY_MODES, QUANTIZE_MODES
 log = logging.getLogger(__name__)
 
 TargetKind = Literal["audio", "lyric", "prompt"]
-SWAP_LOG = 10_000  # swaps kept for --stats
+SWAP_LOG = 1_000  # swaps kept for --stats (about 400 bytes each; swap_count counts all)
 
 # Cues that change what is on screen wait for the beat grid when quantizing;
 # the rest (record, rates, thresholds, presets) are show controls and act at once.

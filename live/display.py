@@ -24,7 +24,6 @@ counts), ``error`` line (shown in red), ``lines`` extra text lines.
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import time
@@ -34,8 +33,12 @@ from typing import Any
 import numpy as np
 
 from core.errors import DeviceError
+from live.showstats import FloatRing
 
 log = logging.getLogger(__name__)
+
+#: frames whose present times the display keeps (a minute at 60 fps)
+PRESENT_LOG = 3600
 
 ACTIONS = ("quit", "fullscreen", "hud", "freeze", "record", "tap", "learn", *(f"bank{i}" for i in range(1, 10)))
 #: Every key a HUD dict may hold (see the module docstring).  ``show`` rejects any other key, so an
@@ -83,7 +86,9 @@ class Display:
         self.hud_visible = True
         self.frames_shown = 0
         self.last_present_s: float | None = None
-        self.present_times: collections.deque[float] = collections.deque(maxlen=200_000)
+        # The newest minute of frames, for the HUD's fps and fps_stats; the show's statistics
+        # (live.showstats) keep their own ten-minute window.
+        self.present_times = FloatRing(PRESENT_LOG)
         self._actions: list[str] = []
 
     def show(self, frame: np.ndarray, hud: dict[str, Any] | None = None) -> None:
@@ -124,8 +129,8 @@ class Display:
         return k / max(t[-1] - t[-1 - k], 1e-9)
 
     def fps_stats(self) -> dict[str, float]:
-        """``mean`` fps over the run and ``p5``: the fps the slowest 5 % of frames ran at."""
-        t = np.asarray(self.present_times, dtype=np.float64)
+        """Over the newest minute of frames: ``mean`` fps and ``p5``, the fps the slowest 5 % ran at."""
+        t = self.present_times.values()
         if t.size < 2:
             return {"mean": 0.0, "p5": 0.0, "frames": int(t.size)}
         dt = np.diff(t)

@@ -15,13 +15,13 @@ clock.  ``counters["samples_lost"]`` counts what was skipped.
 
 from __future__ import annotations
 
-import collections
 import logging
 from typing import Callable
 
 import numpy as np
 
 from core.events import Intensity, Onset
+from live.showstats import FloatRing
 from live.stage import DropOldestQueue, LatestSlot, Stage
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class FeatureWorker(Stage):
         # removing one from the app's thread never races this thread's loop over them.
         self._sinks: LatestSlot[tuple[Callable[[np.ndarray, float], None], ...]] = LatestSlot(())
         self.latest_intensity = 0.0
-        self.onset_times: collections.deque[float] = collections.deque(maxlen=10_000)  # the newest; counters count all
+        self.onset_times = FloatRing(10_000)  # the newest; counters count all
         self._threshold: LatestSlot = LatestSlot()  # onset threshold from OSC / keys
         self._threshold_seen = 0
         self._config: LatestSlot = LatestSlot()  # (onsets, intensity) preset sections

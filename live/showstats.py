@@ -3,7 +3,9 @@
 ``m2v live`` runs for hours, so nothing here grows with the show: each series
 keeps a running count and maximum over the whole run and its newest values in a
 fixed window (percentiles are over that window, which :data:`WINDOW` sizes to
-about ten minutes of display frames).  Usage::
+about ten minutes of display frames).  The windows are :class:`FloatRing`
+arrays allocated whole at the start, so a soak's memory curve is flat from the
+first minute instead of rising while they fill.  Usage::
 
     stats = ShowStats()
     stats.presented(time.perf_counter())          # every shown frame
@@ -28,13 +30,53 @@ import numpy as np
 WINDOW = 36_000
 
 
+class FloatRing:
+    """The newest ``size`` floats, in an array allocated once (8 bytes each, none added as it fills).
+
+    ``ring[-1]`` is the newest value, ``ring.values()`` all of them oldest first.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._a = np.zeros(int(size), dtype=np.float64)
+        self._n = 0  # values ever appended
+
+    def append(self, value: float) -> None:
+        self._a[self._n % self._a.size] = value
+        self._n += 1
+
+    def extend(self, values) -> None:
+        for v in values:
+            self.append(v)
+
+    def __len__(self) -> int:
+        return min(self._n, self._a.size)
+
+    def __bool__(self) -> bool:
+        return self._n > 0
+
+    def __getitem__(self, i: int) -> float:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of a ring holding {n}")
+        return float(self._a[(self._n - n + i % n) % self._a.size])
+
+    def __iter__(self):
+        return iter(self.values().tolist())
+
+    def values(self) -> np.ndarray:
+        """A copy, oldest first."""
+        n, size = len(self), self._a.size
+        start = (self._n - n) % size
+        return np.concatenate([self._a[start:start + n], self._a[:max(0, start + n - size)]])
+
+
 class Series:
     """A running count and max over everything added, percentiles over the newest ``window``."""
 
     def __init__(self, window: int = WINDOW) -> None:
         self.count = 0
         self.max = 0.0
-        self.recent: collections.deque[float] = collections.deque(maxlen=window)
+        self.recent = FloatRing(window)
 
     def add(self, value: float) -> None:
         self.count += 1
@@ -42,7 +84,7 @@ class Series:
         self.recent.append(float(value))
 
     def percentile(self, q: float, default: float = 0.0) -> float:
-        return float(np.percentile(self.recent, q)) if self.recent else default
+        return float(np.percentile(self.recent.values(), q)) if self.recent else default
 
     def summary(self) -> dict[str, float]:
         return {"count": self.count, "median": self.percentile(50), "p95": self.percentile(95), "max": self.max}
@@ -140,7 +182,7 @@ class MemoryLog:
 class ShowStats:
     def __init__(self, window: int = WINDOW) -> None:
         self.frames = 0
-        self.present_times: collections.deque[float] = collections.deque(maxlen=window)
+        self.present_times = FloatRing(window)
         self.onset_latency = Series(window)  # onset -> the first frame presented after it (ms)
         self.cue_latency = Series(window)  # cue arrival -> the first frame presented after it (ms)
         self.cue_visible = Series(window)  # cue arrival -> the first frame the judge accepts (ms, toy set)
@@ -159,7 +201,7 @@ class ShowStats:
 
     def display_fps(self, run_s: float) -> dict[str, float]:
         """``mean`` over the run; ``p5``: the rate the slowest 5 % of recent frames ran at."""
-        t = np.asarray(self.present_times, dtype=np.float64)
+        t = self.present_times.values()
         dt = np.diff(t) if t.size > 1 else np.array([])
         dt = dt[dt > 0]
         return {"mean": self.frames / run_s if run_s > 0 else 0.0,

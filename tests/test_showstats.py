@@ -7,7 +7,7 @@ import pytest
 
 from core.director import SWAP_LOG, Director
 from core.events import Onset
-from live.showstats import MemoryLog, Problems, Series, ShowStats, heap_mb, rss_mb
+from live.showstats import FloatRing, MemoryLog, Problems, Series, ShowStats, heap_mb, rss_mb
 
 
 def test_series_counts_everything_and_keeps_a_window_for_percentiles():
@@ -63,3 +63,16 @@ def test_heap_and_rss_see_memory_held_and_released():
     assert rss_mb() - rss0 == pytest.approx(64, abs=8)
     del held
     assert heap_mb()[0] - used0 == pytest.approx(0, abs=4)
+
+
+def test_float_ring_keeps_the_newest_in_order_in_memory_allocated_once():
+    ring = FloatRing(4)
+    assert len(ring) == 0 and not ring and ring.values().size == 0
+    nbytes = ring._a.nbytes
+    ring.extend([1.0, 2.0, 3.0])
+    assert list(ring) == [1.0, 2.0, 3.0] and ring[-1] == 3.0 and ring[0] == 1.0
+    ring.extend([4.0, 5.0, 6.0])
+    assert list(ring) == [3.0, 4.0, 5.0, 6.0] and ring[-1] == 6.0 and ring[-4] == 3.0 and len(ring) == 4
+    assert ring._a.nbytes == nbytes  # filling it allocated nothing
+    with pytest.raises(IndexError):
+        ring[-5]
