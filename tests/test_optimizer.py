@@ -169,9 +169,8 @@ def test_init_from_image_resize_and_bad_sizes(models, rng):
 def _views(models, augment, image, seed=3):
     opt = LatentOptimizer(models, size=SIZE, cutouts=8, cut_min_frac=0.5, augment=augment, seed=seed)
     boxes = opt.draw_cutouts(8)
-    views = opt.cut(image, boxes, warp=True)
-    if opt.augmentations & {"color", "noise", "erase"}:
-        views = opt._jitter(views)
+    rand = opt.draw_augmentations(8)
+    views = opt._jitter(opt.cut(image, boxes, warp=rand), rand)
     return views, boxes
 
 
