@@ -14,11 +14,10 @@ import numpy as np
 import torch
 
 from core.errors import ConfigError
+from core.presets import COMPILE_MODES
 
 #: ``precision`` choices: where autocast runs and in which dtype.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16-decode")
-#: ``[guidance] compile`` choices: no compile, ``torch.compile`` of the step, or compiled with CUDA graphs.
-COMPILE_MODES = ("off", "default", "reduce-overhead")
 
 
 def native_bf16(device: torch.device) -> bool:

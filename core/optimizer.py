@@ -278,7 +278,9 @@ class LatentOptimizer:
     @classmethod
     def from_config(cls, models: Any, guidance: Any, *, size: tuple[int, int], seed: int | None = None,
                     **kwargs: Any) -> "LatentOptimizer":
-        """An optimizer with a preset's ``[guidance]`` section (cutouts, cutout sizes, augment, lr, Eq. 1 weight)."""
+        """An optimizer with a preset's ``[guidance]`` section (cutouts, cutout sizes, augment, lr, Eq. 1 weight,
+        compile); ``kwargs`` (device, precision, compile, ...) win over the section."""
+        kwargs.setdefault("compile", guidance.compile)
         return cls(models, size=size, cutouts=guidance.cutouts, cut_min_frac=guidance.cut_min_frac,
                    cut_pow=guidance.cut_pow, augment=guidance.augmentations(), lr=guidance.lr,
                    l1_weight=guidance.l1_weight if guidance.consistency == "l1" else 0.0,
