@@ -14,10 +14,8 @@ import numpy as np
 import torch
 
 from core.errors import ConfigError
-from core.presets import COMPILE_MODES
+from core.presets import COMPILE_MODES, PRECISIONS
 
-#: ``precision`` choices: where autocast runs and in which dtype.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16-decode")
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -112,8 +110,8 @@ class HostFrame:
             self._host.copy_(u8, non_blocking=True)
             self._ready = torch.cuda.Event()
             self._ready.record()
-        else:
-            self._host = u8.cpu()
+        else:  # CPU: the tensor itself; other devices (mps): a plain copy
+            self._host = u8 if u8.device.type == "cpu" else u8.cpu()
 
     def array(self) -> np.ndarray:
         """The frame as (H, W, 3) uint8 (waits for the copy on CUDA, once)."""

@@ -179,7 +179,8 @@ def environment(device: torch.device) -> dict:
 def verdict(row: dict, max_steps_per_s: float) -> str:
     """Whether ``row``'s setting keeps up with a preset's full rate (``[rate] max_steps_per_s``)."""
     share = row["steps_per_s"] / max_steps_per_s
-    name = f"preset {row['preset']}" if row.get("preset") else f"{row['size']} px / {row['cutouts']} cutouts"
+    setting = f"{row['models']}, {row['size']} px, {row['cutouts']} cutouts"
+    name = f"preset {row['preset']} ({setting})" if row.get("preset") else setting
     if share >= 1.0:
         return f"{name}: sustains its full rate ({row['steps_per_s']:.1f} >= {max_steps_per_s:g} steps/s)"
     return (f"{name}: {share:.0%} of its full rate ({row['steps_per_s']:.2f} of {max_steps_per_s:g} steps/s); "

@@ -61,6 +61,8 @@ AUBIO_ONSET_METHODS = ("flux", "energy", "hfc", "complex", "phase", "wphase", "s
 #: warp), color (per-channel gain and offset), noise (Gaussian), erase (a random grey rectangle).
 AUGMENTATIONS = ("flip", "affine", "perspective", "color", "noise", "erase")
 DEFAULT_AUGMENTATIONS = ("flip", "color", "noise")
+#: Autocast precisions of the optimizer step (core.accel.autocast_dtypes).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16-decode")
 #: ``[guidance] compile``: eager, ``torch.compile`` of the step, or compiled with CUDA graphs (core.optimizer).
 COMPILE_MODES = ("off", "default", "reduce-overhead")
 SIZE_MIN, SIZE_MAX = 16, 2048  # pixels per side

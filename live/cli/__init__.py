@@ -21,7 +21,7 @@ from typing import Sequence
 from core.errors import M2VError
 
 # Order shown in --help: the main job first, then tools.
-SUBCOMMANDS = ("live", "render", "analyze", "devices", "presets", "weights", "osc")
+SUBCOMMANDS = ("live", "render", "analyze", "bench", "devices", "presets", "weights", "osc")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, models: bool = True) -> None:
