@@ -14,9 +14,18 @@ the paper's Eq. 1 L1 pull.  One step:
    (+ ``l1_weight * mean|z - z_anchor|``),
 5. backward and an Adam update, then keep ``z`` inside the codebook's range.
 
-Works on CPU (float32) and CUDA (autocast bf16 where supported else fp16,
-channels_last, optional ``torch.compile``).  Model weights stay frozen.  On
-CPU a seed makes the frames reproducible bit for bit.
+Works on CPU (float32) and CUDA (autocast bf16 where the hardware has it, else
+fp16 with a GradScaler; channels_last; optional ``torch.compile``, with CUDA
+graphs in 'reduce-overhead').  Model weights stay frozen.  On CPU a seed makes
+the frames reproducible bit for bit.
+
+A step never waits for the device: every random number is drawn there, the
+losses stay device tensors, and the frame goes to the host behind an event
+(:class:`core.accel.HostFrame`); whoever reads a loss or a frame waits, once.
+The forward pass is a pure function of tensors that keep their shapes (targets
+in a padded buffer, the L1 anchor always present with a 0/1-style weight, the
+cutout count marked dynamic), so the compiled step is reused across target
+swaps, anchor on/off and cutout changes.
 """
 
 from __future__ import annotations
