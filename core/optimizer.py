@@ -145,7 +145,11 @@ def _homography_warp(u: torch.Tensor, corner_moves: torch.Tensor) -> torch.Tenso
     """Map points ``u`` (n, P, 2) by the homography taking the square's corners (-1, -1), (1, -1),
     (1, 1), (-1, 1) to themselves plus ``corner_moves`` (n, 4, 2)."""
     n = u.shape[0]
-    src = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=u.device).expand(n, -1, -1)
+    # The corners made on the device (a torch.tensor of constants would be a host-to-device copy per step).
+    k = torch.arange(4, device=u.device)
+    src_x = torch.where((k == 1) | (k == 2), 1.0, -1.0)
+    src_y = torch.where(k >= 2, 1.0, -1.0)
+    src = torch.stack([src_x, src_y], dim=-1).to(u.dtype).expand(n, -1, -1)
     dst = src + corner_moves
     x, y = src[..., 0], src[..., 1]
     X, Y = dst[..., 0], dst[..., 1]
@@ -155,7 +159,9 @@ def _homography_warp(u: torch.Tensor, corner_moves: torch.Tensor) -> torch.Tenso
     rows_y = torch.stack([zero, zero, zero, x, y, one, -x * Y, -y * Y], dim=-1)
     A = torch.cat([rows_x, rows_y], dim=1)  # (n, 8, 8)
     b = torch.cat([X, Y], dim=1).unsqueeze(-1)
-    hvec = torch.linalg.solve(A, b).squeeze(-1)
+    # solve_ex: no check of the result's info flag, which would wait for the device every step
+    # (the system is never singular: the corner moves are at most 15 % of the side).
+    hvec = torch.linalg.solve_ex(A, b).result.squeeze(-1)
     H = torch.cat([hvec, torch.ones(n, 1, device=u.device)], dim=1).view(n, 3, 3)
     p = torch.cat([u, torch.ones_like(u[..., :1])], dim=-1) @ H.transpose(1, 2)
     return p[..., :2] / p[..., 2:3]
@@ -281,7 +287,9 @@ class LatentOptimizer:
         self.compile_mode = compile_mode(compile)
         self._forward = self._forward_impl
         if self.compile_mode is not None:
-            self._forward = torch.compile(self._forward_impl, mode=self.compile_mode, backend=compile_backend)
+            # A mode is inductor's option; other backends (tests' counting ones) take none.
+            mode = self.compile_mode if compile_backend == "inductor" else None
+            self._forward = torch.compile(self._forward_impl, mode=mode, backend=compile_backend)
         self.init_random()
 
     @classmethod

@@ -458,9 +458,11 @@ def cuda_models(tmp_path_factory):
 def test_cuda_step_has_no_host_sync_and_learns(cuda_models, precision):
     if precision == "bf16" and not torch.cuda.is_bf16_supported(including_emulation=False):
         pytest.skip("bf16 is emulated on this GPU")
-    opt = LatentOptimizer(cuda_models, size=SIZE, cutouts=8, seed=0, precision=precision, lr=0.01)
+    opt = LatentOptimizer(cuda_models, size=SIZE, cutouts=8, augment=ALL_AUGMENT, seed=0, precision=precision,
+                          lr=0.01, l1_weight=0.1)
     t = Target.single(LatentOptimizer(cuda_models, size=SIZE, seed=5).frame_embedding())
     first = opt.step(t)
+    opt.set_anchor()
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")  # any sync inside a step raises
     try:
@@ -468,10 +470,14 @@ def test_cuda_step_has_no_host_sync_and_learns(cuda_models, precision):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert results[-1].host_frame._host.is_pinned()
-    losses = [r.loss for r in [first, *results]]
-    assert all(np.isfinite(losses)) and np.mean(losses[-5:]) < np.mean(losses[:5])
-    assert results[-1].frame.shape == (64, 64, 3)
+    assert all(np.isfinite([r.loss for r in [first, *results]]))
+    assert results[-1].frame.shape == (64, 64, 3) and results[-1].l1 > 0
     assert (opt._scaler is not None) == (opt.precision_used == "fp16")
+    # And it learns in this precision (the steady setting of the CPU test above).
+    steady_opt = LatentOptimizer(cuda_models, size=SIZE, cutouts=2, cut_min_frac=1.0, augment=False, seed=0,
+                                 precision=precision, lr=cuda_models.vqgan.codebook.std().item())
+    losses = [steady_opt.step(t, frame=False).loss for _ in range(30)]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
 
 
 @pytest.mark.gpu
