@@ -141,6 +141,13 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc))
 
 
+def _is_compile_failure(exc: BaseException) -> bool:
+    """torch.compile could not build the step (no C compiler, an unsupported op, ...)."""
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    return isinstance(exc, BackendCompilerFailed) or type(exc).__module__.startswith("torch._inductor")
+
+
 def _homography_warp(u: torch.Tensor, corner_moves: torch.Tensor) -> torch.Tensor:
     """Map points ``u`` (n, P, 2) by the homography taking the square's corners (-1, -1), (1, -1),
     (1, 1), (-1, 1) to themselves plus ``corner_moves`` (n, 4, 2)."""
@@ -642,6 +649,10 @@ class LatentOptimizer:
         try:
             loss, l1, image = self._update(target)
         except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+            if self.compile_mode is not None and _is_compile_failure(exc):
+                raise ConfigError(f"[guidance] compile = {self.compile_mode!r} failed on {self.device} "
+                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                                  "set compile = 'off' (inductor on a CPU needs a C compiler such as gcc)") from exc
             if not _is_oom(exc):
                 raise
             oom = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

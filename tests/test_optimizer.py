@@ -444,6 +444,18 @@ def test_compile_preset_field_reaches_the_optimizer(models):
         LatentOptimizer(models, size=SIZE, compile="fast")
 
 
+def test_a_failing_compile_names_the_preset_fix(models, targets):
+    a, _ = targets
+
+    def broken_backend(gm, example_inputs):
+        raise RuntimeError("no C compiler found")
+
+    torch._dynamo.reset()
+    opt = LatentOptimizer(models, size=SIZE, cutouts=2, seed=0, compile="default", compile_backend=broken_backend)
+    with pytest.raises(ConfigError, match=r"\[guidance\] compile = 'default' failed on cpu.*set compile = 'off'"):
+        opt.step(a)
+
+
 # -- CUDA (gpu marker: skipped without a GPU) ------------------------------------------------------
 
 @pytest.fixture(scope="module")
