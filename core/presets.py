@@ -61,6 +61,10 @@ AUBIO_ONSET_METHODS = ("flux", "energy", "hfc", "complex", "phase", "wphase", "s
 #: warp), color (per-channel gain and offset), noise (Gaussian), erase (a random grey rectangle).
 AUGMENTATIONS = ("flip", "affine", "perspective", "color", "noise", "erase")
 DEFAULT_AUGMENTATIONS = ("flip", "color", "noise")
+#: Autocast precisions of the optimizer step (core.accel.autocast_dtypes).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16-decode")
+#: ``[guidance] compile``: eager, ``torch.compile`` of the step, or compiled with CUDA graphs (core.optimizer).
+COMPILE_MODES = ("off", "default", "reduce-overhead")
 SIZE_MIN, SIZE_MAX = 16, 2048  # pixels per side
 SIZE_FORMS = f"S or 'WxH' with each side {SIZE_MIN}..{SIZE_MAX}, e.g. 256 or 640x360"
 X264_PRESETS = (
@@ -182,6 +186,11 @@ class GuidanceSection(_Section):
         "initial image: 'random' latent, or a path to an image whose VQGAN encoding is the start "
         "(relative to the working directory)",
         "random", min_length=1, allowed="'random' or a path to an image", reload=True,
+    )
+    compile: Literal[COMPILE_MODES] = _f(  # type: ignore[valid-type]
+        "torch.compile of the optimizer step: 'off' (eager), 'default', or 'reduce-overhead' (CUDA graphs "
+        "on CUDA); the first steps compile (seconds to minutes), later target, anchor and cutout changes do not",
+        "off", reload=True,
     )
 
     def augmentations(self) -> tuple[str, ...]:

@@ -121,6 +121,15 @@ def plan_segments(analysis, cues: Sequence, *, fps: int) -> list[SegmentPlan]:
     return plans
 
 
+def frames_wanted(need: dict[int, list[int]], *, blend: bool) -> set[int]:
+    """Iterations whose frame reaches the host: those that write one, and with ``blend`` the one
+    before an iteration that writes several (it is blended into them)."""
+    wanted = set(need)
+    if blend:
+        wanted |= {it - 1 for it, frames in need.items() if len(frames) > 1 and it > 0}
+    return wanted
+
+
 def _sha_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -225,13 +234,14 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
             need = {}
             for frame_no, it in zip(p.frames, p.frame_iteration):
                 need.setdefault(it, []).append(frame_no)
-            loss_first = loss_last = float("nan")
+            wanted = frames_wanted(need, blend=settings.blend_frames)
+            losses = []  # device tensors: read once, at the segment's end
             prev_frame = None
             for it in range(p.iterations):
-                res = opt.step(fade.at(it + 1) if fade is not None else target)
-                loss_last = res.loss
-                if it == 0:
-                    loss_first = res.loss
+                # Only iterations that write a frame (or lend one to a blend) copy it to the host.
+                res = opt.step(fade.at(it + 1) if fade is not None else target, frame=it in wanted)
+                if it == 0 or it == p.iterations - 1:
+                    losses.append(res.loss_t)
                 for _ in need.get(it, ()):
                     frame = res.frame
                     if settings.blend_frames and prev_frame is not None and len(need[it]) > 1:
@@ -240,6 +250,7 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
                 prev_frame = res.frame
                 bar.update(1)
             writer.close()
+            loss_first, loss_last = (float(losses[0]), float(losses[-1])) if losses else (float("nan"),) * 2
             done.append({"start": p.start_s, "end": p.end_s, "guidance": p.guidance, "text": p.text,
                          "iterations": p.iterations, "frames": len(p.frames),
                          "loss_first": loss_first, "loss_last": loss_last})

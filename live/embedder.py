@@ -8,6 +8,11 @@ Audio targets encode the window that ends at the onset the director named
 (``audio_end_s``): the paper's segment audio, not whatever arrived since.
 Consistency (the paper's Eq. 2, :func:`core.targets.eq2`): with ``average`` the
 new target is the mean of the previous and the current guidance embeddings.
+
+On CUDA the encoders run on a stream of their own (:class:`core.accel.SideStream`),
+so their kernels interleave with the optimizer's instead of queueing behind or in
+front of them; a target is published only once its tensors are finished, and the
+allocator is told the optimizer's stream uses them.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ class Embedder(Stage):
         self._config: LatestSlot = LatestSlot()  # a preset's [guidance] section (hot reload)
         self._config_seen = 0
         self._window = np.zeros(int(window_s * ring.sr), dtype=np.float32)
+        from core.accel import SideStream
+
+        self._side = SideStream(getattr(encoders, "device", "cpu"))
 
     def configure(self, guidance) -> None:
         """New consistency mode and style weight (hot reload); the next target built uses them."""
@@ -57,12 +65,20 @@ class Embedder(Stage):
                 continue
             version = new_version
             try:
-                self.targets.put(self.build(spec))
+                self.targets.put(self.build_on_side_stream(spec))
                 self.counters["targets"] += 1
             except Exception as exc:  # noqa: BLE001 - a failed embedding keeps the old target
                 self.counters["errors"] += 1
                 self.last_error, self.last_error_at = f"embedder: {exc}", time.monotonic()
                 log.warning("could not build target for %s: %s", spec, exc)
+
+    def build_on_side_stream(self, spec):
+        """:meth:`build` with the encoders' work on the side stream, handed over finished."""
+        with self._side.run():
+            built = self.build(spec)
+        if built is not None and built[0] is not None:
+            self._side.hand_over([built[0].embeds, built[0].weights])
+        return built
 
     def build(self, spec):
         from core.targets import Target, eq2

@@ -46,11 +46,18 @@ class OptimizerWorker(Stage):
         targets.add_waker(self._wake)
         self.flat_out = False
         self.steps_per_s = 0.0
-        self.last_loss = float("nan")
+        self._last_result = None  # the newest step's result; its loss is read only when asked for
         self.degraded: str | None = None
         self._step_times: collections.deque[float] = collections.deque(maxlen=512)
 
     # --- control (any thread) -----------------------------------------------------------
+
+    @property
+    def last_loss(self) -> float:
+        """The newest step's loss (nan before the first).  Reading it waits for that step on the device,
+        so the HUD and stats read it now and then, never the loop every step."""
+        res = self._last_result
+        return float("nan") if res is None else float(res.loss)
 
     @property
     def rate_hz(self) -> float:
@@ -139,7 +146,7 @@ class OptimizerWorker(Stage):
                 self._shrink(exc)
                 continue
             self.counters["steps"] += 1
-            self.last_loss = res.loss
+            self._last_result = res
             self.frames.put((res.frame, self.counters["steps"]))
             now = time.perf_counter()
             self.flat_out = now - t0 > 1.0 / rate

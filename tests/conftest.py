@@ -33,3 +33,17 @@ def m2v_home(tmp_path, monkeypatch):
     monkeypatch.setenv("M2V_HOME", str(home))
     monkeypatch.setenv("M2V_OFFLINE", "1")
     return home
+
+
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests run where torch sees CUDA and are skipped (with the reason) everywhere else."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (gpu marker); torch sees no GPU here")
+    for item in gpu_items:
+        item.add_marker(skip)

@@ -69,3 +69,12 @@ def test_eq2_averages_each_target_with_the_previous_and_a_reload_switches_it_off
     emb.configure(GuidanceSection(consistency="l1", style_weight=0.3))
     third, _, l1 = emb.build(TargetSpec(kind="lyric", text="red"))
     assert torch.equal(third.embeds[0], enc.texts["red"]) and l1  # Eq. 1 instead: the optimizer's anchor
+
+
+def test_a_target_built_on_the_side_stream_is_the_plain_build_on_cpu(ring):
+    plain = Embedder(RecordingEncoders(), ring, consistency="none").build(TargetSpec(kind="lyric", text="red"))
+    side = Embedder(RecordingEncoders(), ring, consistency="none")
+    assert side._side.stream is None  # CPU: no stream, a plain block
+    built = side.build_on_side_stream(TargetSpec(kind="lyric", text="red"))
+    assert torch.equal(built[0].embeds, plain[0].embeds) and built[2] == plain[2]
+    assert side.build_on_side_stream(TargetSpec(kind="lyric", text=None)) is None

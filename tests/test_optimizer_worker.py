@@ -170,3 +170,37 @@ def test_guidance_settings_reach_the_optimizer_between_steps(rig):
     rig.worker.configure(g)
     assert _wait_for(lambda: getattr(rig.opt, "configured", None) is g)
     assert rig.worker.crossfade_steps == 7
+
+
+def test_an_injected_out_of_memory_halves_the_cutouts_and_the_loop_goes_on(tmp_path, monkeypatch):
+    """The real optimizer (tiny set), its step made to run out of memory once: the worker recovers."""
+    import torch
+
+    from core.models import load_models
+    from core.models.tiny import write_tiny_models
+    from core.optimizer import LatentOptimizer
+    from core.targets import Target
+
+    models = load_models(write_tiny_models(tmp_path / "tiny"), device="cpu", offline=True)
+    opt = LatentOptimizer(models, size=(64, 64), cutouts=8, seed=0)
+    real_update, failures = opt._update, []
+
+    def update_once_out_of_memory(target):
+        if not failures:
+            failures.append(opt.cutouts)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return real_update(target)
+
+    monkeypatch.setattr(opt, "_update", update_once_out_of_memory)
+    targets = LatestSlot()
+    worker = OptimizerWorker(opt, targets, rate_hz=50.0)
+    worker.start()
+    try:
+        targets.put((Target.single(opt.frame_embedding()), None, False))
+        assert _wait_for(lambda: worker.counters["steps"] >= 3, timeout_s=20.0)
+    finally:
+        worker.stop()
+    assert worker.error is None and failures == [8]
+    assert opt.cutouts == 4 and worker.counters["oom"] == 1
+    assert worker.degraded == "out of GPU memory: cutouts lowered to 4"
+    assert np.isfinite(worker.last_loss) and worker.frames.get()[0][1] >= 3

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from core.lyrics import Cue
-from core.render import RenderSettings, lyric_for_segment, plan_segments
+from core.render import RenderSettings, frames_wanted, lyric_for_segment, plan_segments
 from core.targets import eq2_chain
 from core.segments import OfflineAnalysis, Segment
 
@@ -40,6 +40,13 @@ def test_plan_maps_every_frame_to_the_segment_that_contains_it():
     assert [p.text for p in plans] == [None, "hello", "end"]
     # 40 iterations over 7 frames: frames sample iterations spread across the segment
     assert plans[1].frame_iteration[0] < 10 and plans[1].frame_iteration[-1] > 30
+
+
+def test_only_iterations_that_write_a_frame_copy_one_to_the_host():
+    need = {0: [0], 3: [1, 2], 7: [3]}  # iteration -> output frames it makes
+    assert frames_wanted(need, blend=False) == {0, 3, 7}
+    assert frames_wanted(need, blend=True) == {0, 2, 3, 7}  # iteration 3 writes two: 2 is blended in
+    assert frames_wanted({0: [0, 1]}, blend=True) == {0}  # nothing before a segment's first iteration
 
 
 def test_lyric_for_segment_half_open_interval():
@@ -136,6 +143,34 @@ def test_render_writes_synced_mp4_and_sidecar(song, tiny_models, tmp_path):
         assert any(s["start"] <= c.time_s < s["end"] and c.text == s["text"] for c in cues)
     assert side["lyrics_after_end"] == [{"time": 9.0, "text": "after the end"}]
     assert res.frames == int(video["nb_read_frames"])
+
+
+@pytest.mark.slow
+def test_copying_only_the_written_frames_changes_no_frame_or_loss(song, tiny_models, tmp_path, monkeypatch):
+    from core.lyrics import parse_lyrics
+    from core.optimizer import LatentOptimizer
+    from core.render import render
+
+    audio, lyrics, _ = song
+    cues = parse_lyrics(lyrics)
+    # 8..12 iterations per second for 4 frames per second: most iterations write no frame
+    settings = SETTINGS.with_overrides({"render.fps": 4, "render.min_ips": 8.0, "render.max_ips": 12.0})
+    asked = []
+    real_step = LatentOptimizer.step
+
+    def recording_step(self, target, *, frame=True):
+        asked.append(frame)
+        return real_step(self, target, frame=frame)
+
+    monkeypatch.setattr(LatentOptimizer, "step", recording_step)
+    lazy = render(audio, tmp_path / "lazy.mp4", settings=settings, models=tiny_models, cues=cues, progress=False)
+    assert 0 < sum(asked) < len(asked)  # some iterations skipped their frame copy
+    monkeypatch.setattr(LatentOptimizer, "step", lambda self, target, *, frame=True: real_step(self, target))
+    every = render(audio, tmp_path / "every.mp4", settings=settings, models=tiny_models, cues=cues, progress=False)
+    a = json.loads(lazy.sidecar_path.read_text())["segments"]
+    b = json.loads(every.sidecar_path.read_text())["segments"]
+    assert [(s["loss_first"], s["loss_last"]) for s in a] == [(s["loss_first"], s["loss_last"]) for s in b]
+    assert np.array_equal(_frames(lazy.out_path), _frames(every.out_path))
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from typing import Sequence
 from core.errors import M2VError
 
 # Order shown in --help: the main job first, then tools.
-SUBCOMMANDS = ("live", "render", "analyze", "devices", "outputs", "presets", "weights", "osc", "midi")
+SUBCOMMANDS = ("live", "render", "analyze", "bench", "devices", "outputs", "presets", "weights", "osc", "midi")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, models: bool = True) -> None:
