@@ -2,7 +2,7 @@
 # One-step set-up of m2v on a fresh Debian/Ubuntu machine (also what CI runs).
 #
 #   bash scripts/setup.sh          # runtime: system libraries, torch, m2v and its models code
-#   bash scripts/setup.sh --test   # plus what the test suite uses (jackd2, liblo-tools, Xvfb, ffmpeg, pytest)
+#   bash scripts/setup.sh --test   # plus what the test suite uses (jackd2, liblo-tools, Xvfb, ffmpeg, pytest, ray)
 #   source scripts/env.sh          # then, in each new shell: puts m2v on PATH (activates .venv if setup made it)
 #
 # Which Python it installs into, first match wins:
@@ -76,7 +76,7 @@ constraints=$(mktemp)
 echo "setup: torch pinned as $(cat "$constraints")"
 
 extras=""
-((TEST)) && extras="[test]"
+((TEST)) && extras="[test,ray]"  # ray: tests/test_cluster.py renders on a real local Ray
 "$PY" -m pip install -q -c "$constraints" -e ".${extras}"
 # taming's model modules only: its declared pytorch-lightning is for training.
 "$PY" -m pip install -q --no-deps "taming-transformers-rom1504>=0.0.6"
