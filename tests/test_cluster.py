@@ -191,3 +191,16 @@ def test_bad_cluster_address_form_names_the_forms():
     assert _host_port("head:6379") == ("head", 6379)
     with pytest.raises(ConfigError, match="HOST:PORT"):
         _host_port("head")
+
+
+def test_worker_summary_counts_tasks_busy_time_and_model_loads_per_process():
+    from core.cluster import format_summary, worker_summary
+
+    w = {"node": "10.0.0.1", "pid": 7}
+    results = [{"worker": w, "started": 0.0, "ended": 4.0, "model_load_s": 1.5},
+               {"worker": w, "started": 4.0, "ended": 7.0, "model_load_s": 0.0},
+               {"worker": {"node": "10.0.0.2", "pid": 9}, "started": 0.0, "ended": 5.0, "model_load_s": 2.0}]
+    a, b = worker_summary(results, wall_s=10.0)
+    assert (a["worker"], a["tasks"], a["busy_s"], a["model_loads"], a["utilisation"]) == ("10.0.0.1:7", 2, 7.0, 1, 0.7)
+    assert (b["worker"], b["tasks"], b["model_loads"], b["utilisation"]) == ("10.0.0.2:9", 1, 1, 0.5)
+    assert "10.0.0.1:7: 2 task(s), busy 7.0 s (70 %), models loaded 1x" in format_summary([a, b], wall_s=10.0)
