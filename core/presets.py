@@ -405,6 +405,13 @@ class RenderSection(_Section):
     min_ips: float = _f("offline iterations (frames) per second at intensity 0", 10.0, ge=0.1, le=1000.0)
     max_ips: float = _f("offline iterations (frames) per second at intensity 1", 120.0, ge=0.1, le=1000.0)
     fps: int = _f("frame rate of the rendered video file", 30, ge=1, le=240)
+    chunk_min_s: float = _f(
+        "split render (--ray): shortest chunk of a song one worker renders, cut at segment boundaries",
+        30.0, ge=0.5, le=3600.0)
+    warmup_s: float = _f(
+        "split render (--ray): seconds of segments before a chunk run without writing frames, so the "
+        "chunk starts near the state the single-machine render would have (0: cold start)",
+        4.0, ge=0.0, le=120.0)
 
     @model_validator(mode="after")
     def _check_order(self) -> "RenderSection":

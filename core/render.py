@@ -130,6 +130,38 @@ def frames_wanted(need: dict[int, list[int]], *, blend: bool) -> set[int]:
     return wanted
 
 
+def song_plan(y: np.ndarray, sr: int, *, settings: RenderSettings, cues: Sequence):
+    """Analysis, segment plan and the lyrics after the end (warned about) of a loaded song (no models).
+
+    The one place a render (single-machine or split across workers) turns audio into its plan.
+    """
+    from core.segments import analyze_offline
+
+    rs = settings.preset.render
+    duration_s = y.size / sr
+    late = [c for c in cues if c.time_s >= duration_s]
+    for c in late:
+        log.warning("lyric %r at %.2f s is after the end of the audio (%.2f s); it will not be shown",
+                    c.text, c.time_s, duration_s)
+    analysis = analyze_offline(y, sr, segments=rs.segments, rate=rs.rate, min_ips=rs.min_ips, max_ips=rs.max_ips)
+    return analysis, plan_segments(analysis, cues, fps=rs.fps), late
+
+
+def raw_guidance(enc, plans: Sequence[SegmentPlan], *, y: np.ndarray, sr: int, models) -> list:
+    """Each segment's own guidance (paper §3.2): its lyric's text embedding, else its audio's."""
+    raw = []
+    for p in plans:
+        if p.guidance == "lyric":
+            raw.append(enc.text(p.text))
+        else:
+            if models.audio is None:
+                raise ConfigError(f"model set '{models.name}' has no audio encoder; audio guidance needs one "
+                                  "(use --models default), or guide every segment with --prompt")
+            a, b = int(p.start_s * sr), max(int(p.end_s * sr), int(p.start_s * sr) + 1)
+            raw.append(enc.audio(y[a:b], sr=sr, key=("render", a, b)))
+    return raw
+
+
 def _sha_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -162,7 +194,6 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
     from core.audio_io import load_audio
     from core.encoders import Encoders
     from core.optimizer import LatentOptimizer, start_from_init
-    from core.segments import analyze_offline
     from core.targets import Crossfade, Target, eq2_chain
     from core.video import ChunkWriter, check_writable, mux
 
@@ -172,25 +203,10 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
     check_writable(out_path)
     y, sr = load_audio(audio_path)
     duration_s = y.size / sr
-    late = [c for c in cues if c.time_s >= duration_s]
-    for c in late:
-        log.warning("lyric %r at %.2f s is after the end of the audio (%.2f s); it will not be shown",
-                    c.text, c.time_s, duration_s)
-    analysis = analyze_offline(y, sr, segments=rs.segments, rate=rs.rate, min_ips=rs.min_ips, max_ips=rs.max_ips)
-    plans = plan_segments(analysis, cues, fps=rs.fps)
+    analysis, plans, late = song_plan(y, sr, settings=settings, cues=cues)
 
     enc = Encoders(models)
-    raw = []
-    for p in plans:
-        if p.guidance == "lyric":
-            raw.append(enc.text(p.text))
-        else:
-            if models.audio is None:
-                raise ConfigError(f"model set '{models.name}' has no audio encoder; audio guidance needs one "
-                                  "(use --models default), or guide every segment with --prompt")
-            a, b = int(p.start_s * sr), max(int(p.end_s * sr), int(p.start_s * sr) + 1)
-            raw.append(enc.audio(y[a:b], sr=sr, key=("render", a, b)))
-    targets = eq2_chain(raw, g.consistency)
+    targets = eq2_chain(raw_guidance(enc, plans, y=y, sr=sr, models=models), g.consistency)
     styles = [(enc.text(p.text), p.weight * g.style_weight) for p in g.style_prompts]
 
     work = work_dir_for(out_path)
@@ -262,7 +278,8 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
     finally:
         bar.close()
 
-    chunks = [work / f"seg{p.index:05d}.mp4" for p in plans]
+    # a segment shorter than one frame period (the song's last, cut just before the end) writes no file
+    chunks = [work / f"seg{p.index:05d}.mp4" for p in plans if p.frames]
     frames = mux(chunks, out_path, audio=y, sr=sr)
     sidecar = out_path.with_suffix(".json")
     sidecar.write_text(json.dumps({

@@ -3,7 +3,7 @@
 #
 #   bash scripts/setup.sh          # runtime: system libraries, torch, m2v and its models code
 #   bash scripts/setup.sh --test   # plus what the test suite uses (jackd2, liblo-tools, Xvfb, ffmpeg, pytest,
-#                                  # the midi extra, and the GPL link extra for its one test)
+#                                  # ray, the midi extra, and the GPL link extra for its one test)
 #   source scripts/env.sh          # then, in each new shell: puts m2v on PATH (activates .venv if setup made it)
 #
 # Which Python it installs into, first match wins:
@@ -77,8 +77,9 @@ constraints=$(mktemp)
 echo "setup: torch pinned as $(cat "$constraints")"
 
 extras=""
-# The tests drive MIDI ports (mido, python-rtmidi on JACK) and two Link peers (aalink: GPL, test-only here).
-((TEST)) && extras="[test,midi,link]"
+# The tests drive MIDI ports (mido, python-rtmidi on JACK), two Link peers (aalink: GPL, test-only here)
+# and renders on a real local Ray (tests/test_cluster.py).
+((TEST)) && extras="[test,midi,link,ray]"
 "$PY" -m pip install -q -c "$constraints" -e ".${extras}"
 # taming's model modules only: its declared pytorch-lightning is for training.
 "$PY" -m pip install -q --no-deps "taming-transformers-rom1504>=0.0.6"

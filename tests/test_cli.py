@@ -14,7 +14,7 @@ from live.cli import build_parser
 ROOT = Path(__file__).resolve().parents[1]
 FLAG_RE = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 # Flags of other programs that messages quote, with a word that must stand beside them.
-FOREIGN = {"--no-deps": "pip install"}
+FOREIGN = {"--no-deps": "pip install", "--head": "ray start"}  # other programs' flags, named with them
 
 
 def _parser_flags(parser: argparse.ArgumentParser) -> set[str]:

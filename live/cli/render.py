@@ -10,7 +10,8 @@ HELP = "render the Music2Video music video offline: audio file (+ timed lyrics) 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("audio", metavar="AUDIO", help="audio file (wav, flac, ogg, mp3)")
+    parser.add_argument("audio", metavar="AUDIO", nargs="?", default=None,
+                        help="audio file (wav, flac, ogg, mp3); or give --batch")
     parser.add_argument("--lyrics", default=None, metavar="FILE", help="timed lyrics: LRC, the paper's CSV, or 'MM:SS text' lines")
     parser.add_argument("--prompt", action="append", default=[], metavar="TEXT",
                         help="global style prompt mixed into every segment's target (repeatable)")
@@ -31,13 +32,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished segment")
     parser.add_argument("--preview", action="store_true", help="small and fast (64 px, few iterations) to check timing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cluster = parser.add_argument_group("many machines (Ray; pip install 'm2v[ray]')")
+    cluster.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                         help="render on Ray: 'auto' (default) starts or joins a local Ray; HOST:6379 or "
+                              "ray://HOST:10001 joins a cluster started with 'ray start --head'")
+    cluster.add_argument("--batch", default=None, metavar="FOLDER_OR_PLAYLIST",
+                         help="render every song of a folder or playlist (.m3u/.m3u8/.txt), one task each; "
+                              "lyrics: SONG.lrc beside SONG; --out is then a folder")
+    cluster.add_argument("--chunk-min-s", type=float, default=None,
+                         help="--ray: shortest chunk of a song per task, in seconds (preset [render] chunk_min_s)")
+    cluster.add_argument("--warmup-s", type=float, default=None,
+                         help="--ray: seconds of segments each chunk runs unwritten before its start "
+                              "(preset [render] warmup_s)")
+    cluster.add_argument("--cpus-per-task", type=int, default=1,
+                         help="--ray with models on the CPU: CPUs each task asks for (default 1)")
 
 
 def overrides_from_args(args: argparse.Namespace, preset) -> dict:
     """The render flags as dotted preset overrides: the same path ``m2v live``'s flags take."""
     flags = {"models.size": args.size, "render.fps": args.fps, "render.segments": args.segments,
              "render.rate": args.rate, "render.min_ips": args.min_ips, "render.max_ips": args.max_ips,
-             "guidance.consistency": args.consistency, "guidance.cutouts": args.cutouts, "guidance.seed": args.seed}
+             "guidance.consistency": args.consistency, "guidance.cutouts": args.cutouts, "guidance.seed": args.seed,
+             "render.chunk_min_s": args.chunk_min_s, "render.warmup_s": args.warmup_s}
     out = {k: v for k, v in flags.items() if v is not None}
     if args.prompt:  # --prompt adds global style prompts in front of the preset's
         out["guidance.style_prompts"] = [{"text": p, "weight": 1.0} for p in args.prompt] + \
@@ -55,20 +71,91 @@ def overrides_from_args(args: argparse.Namespace, preset) -> dict:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from core.lyrics import parse_lyrics
-    from core.models import load_models
+    from core.errors import ConfigError
     from core.presets import load_preset
-    from core.render import RenderSettings, render
+    from core.render import RenderSettings
     from core.video import check_writable
 
+    if (args.audio is None) == (args.batch is None):
+        raise ConfigError("give one AUDIO file, or --batch FOLDER_OR_PLAYLIST for many songs")
+    if args.cpus_per_task < 1:
+        raise ConfigError(f"--cpus-per-task {args.cpus_per_task}: must be >= 1")
+    if args.ray is not None:
+        from core.cluster import require_ray
+
+        require_ray()  # before any work: without Ray, say how to install it
     preset = load_preset(args.preset)
+    settings = RenderSettings.of(preset, overrides_from_args(args, preset), blend_frames=args.blend)
+    if args.batch is not None:
+        return _run_batch(args, preset, settings)
     out = Path(args.out) if args.out else Path(args.audio).with_suffix(".mp4")
     check_writable(out)  # before loading models or analysing anything
-    cues = parse_lyrics(args.lyrics) if args.lyrics else []
-    settings = RenderSettings.of(preset, overrides_from_args(args, preset), blend_frames=args.blend)
-    models = load_models(args.models or preset.models.set, device=args.device or preset.models.device,
-                         offline=args.offline)
-    result = render(args.audio, out, settings=settings, models=models, cues=cues, resume=args.resume,
-                    progress=not args.no_progress)
+    cues = _cues(args.lyrics)
+    if args.ray is not None:
+        return _run_ray(args, preset, settings, out, cues)
+    from core.render import render
+
+    result = render(args.audio, out, settings=settings, models=_models(args, preset), cues=cues,
+                    resume=args.resume, progress=not args.no_progress)
     print(f"wrote {result.out_path} ({result.frames} frames) and {result.sidecar_path}")
+    return 0
+
+
+def _cues(lyrics):
+    from core.lyrics import parse_lyrics
+
+    return parse_lyrics(lyrics) if lyrics else []
+
+
+def _models(args, preset):
+    from core.models import load_models
+
+    return load_models(args.models or preset.models.set, device=args.device or preset.models.device,
+                       offline=args.offline)
+
+
+def _recipe(args, preset):
+    """What each Ray worker loads; the name is checked here, so a typo fails before the cluster starts."""
+    from core.cluster import ModelRecipe
+    from core.models import resolve_spec
+
+    name = args.models or preset.models.set
+    resolve_spec(name)
+    return ModelRecipe(name, device=args.device or preset.models.device, offline=args.offline)
+
+
+def _run_ray(args, preset, settings, out, cues) -> int:
+    from core.cluster import format_summary, render_on_ray
+
+    result = render_on_ray(args.audio, out, settings=settings, recipe=_recipe(args, preset), cues=cues,
+                           resume=args.resume, progress=not args.no_progress, address=args.ray,
+                           cpus_per_task=args.cpus_per_task)
+    s = result.seams
+    print(f"wrote {result.out_path} ({result.frames} frames, {len(result.chunks)} chunks, "
+          f"{result.resumed_chunks} resumed) and {result.sidecar_path}")
+    if s["boundaries"]:
+        print(f"seams: change across chunk boundaries {s['boundary_mean']:.2f} vs {s['within_mean']:.2f} inside "
+              f"chunks ({s['ratio']:.2f}x; target <= {s['target_ratio']}x)")
+    print(format_summary(result.workers, wall_s=result.wall_s))
+    return 0
+
+
+def _run_batch(args, preset, settings) -> int:
+    from pathlib import Path
+
+    from core.batch import find_songs, render_batch
+    from core.cluster import format_summary
+
+    songs = find_songs(args.batch)
+    out_dir = Path(args.out) if args.out else None
+    if args.ray is not None:
+        result = render_batch(songs, out_dir, settings=settings, recipe=_recipe(args, preset), ray_address=args.ray,
+                              resume=args.resume, progress=not args.no_progress, cpus_per_task=args.cpus_per_task)
+    else:
+        result = render_batch(songs, out_dir, settings=settings, models=_models(args, preset),
+                              resume=args.resume, progress=not args.no_progress)
+    for song in result.songs:
+        print(f"{song['status']:>8}  {song['out']}")
+    if result.workers:
+        print(format_summary(result.workers, wall_s=result.wall_s))
     return 0

@@ -1,0 +1,189 @@
+"""Rendering one chunk of a song (a run of whole segments) on whichever worker gets it.
+
+A worker receives a :class:`ChunkJob` (settings, the song's segment plan, the audio
+samples, which chunk) and returns a plain dict: the chunk's H.264 segment files as
+bytes (so workers need no shared file system), the per-segment records of the
+single-machine sidecar, and what :func:`core.chunks.seam_stats` needs.
+
+The chunk starts where the single-machine render starts (``[guidance] init``, the same
+seed), then runs its warm-up segments through :func:`run_segment` without writing
+frames: the latent, Adam's moments and Eq. 1's anchor come out as the single-machine
+render would set them after those segments, had it started there.  Then its own
+segments run and are written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from core.chunks import ChunkPlan, frame_change
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ChunkJob", "run_segment", "render_chunk", "segment_file"]
+
+
+def segment_file(index: int) -> str:
+    """Name of a segment's H.264 file in a render's work folder (the same as the single-machine render's)."""
+    return f"seg{index:05d}.mp4"
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """Everything a worker needs for one chunk (picklable; the models come from the worker's cache)."""
+
+    settings: Any  # core.render.RenderSettings
+    plans: Sequence  # the whole song's core.render.SegmentPlan list
+    chunk: ChunkPlan
+    y: np.ndarray
+    sr: int
+    #: tests: a marker file; the first attempt (marker absent) writes its pid there and exits the worker
+    #: process after the chunk's first segment, as a killed machine would
+    crash_marker: str | None = None
+
+
+def _needed_frames(plan) -> dict[int, int]:
+    """Iteration -> how many output frames it makes."""
+    need: dict[int, int] = {}
+    for it in plan.frame_iteration:
+        need[it] = need.get(it, 0) + 1
+    return need
+
+
+def run_segment(opt, plan, *, target, fade=None, blend: bool = False,
+                on_frame: Callable[[np.ndarray], None] | None = None,
+                on_iteration: Callable[[], None] | None = None) -> tuple[float, float]:
+    """Run one segment's iterations; ``on_frame`` gets each output frame (None: a warm-up, no frames).
+
+    The same arithmetic as :func:`core.render.render`'s segment loop: the target (or the
+    crossfade from the previous segment's), one output frame per planned frame, a repeated
+    frame blended with the iteration before when ``blend``.  Returns the first and last loss.
+    """
+    need = _needed_frames(plan) if on_frame is not None else {}
+    loss_first = loss_last = float("nan")
+    prev_frame = None
+    for it in range(plan.iterations):
+        want = it in need or (blend and need.get(it + 1, 0) > 1)
+        res = opt.step(fade.at(it + 1) if fade is not None else target, frame=want)
+        loss_last = res.loss
+        if it == 0:
+            loss_first = res.loss
+        for _ in range(need.get(it, 0)):
+            frame = res.frame
+            if blend and prev_frame is not None and need[it] > 1:
+                frame = ((prev_frame.astype(np.uint16) + frame) // 2).astype(np.uint8)
+            on_frame(frame)
+        prev_frame = res.frame
+        if on_iteration is not None:
+            on_iteration()
+    return loss_first, loss_last
+
+
+def _targets(enc, job: ChunkJob, models, indices: Sequence[int]) -> tuple[dict, list]:
+    """Eq. 2 targets for ``indices`` (exact: each from its own and the previous segment's guidance) and the
+    style prompts."""
+    from core.render import raw_guidance
+    from core.targets import eq2
+
+    g = job.settings.preset.guidance
+    lo = max(0, indices[0] - 2)  # a crossfade needs the target before the first, which needs the raw before it
+    span = list(range(lo, indices[-1] + 1))
+    raw = dict(zip(span, raw_guidance(enc, [job.plans[i] for i in span], y=job.y, sr=job.sr, models=models)))
+    targets = {i: eq2(raw.get(i - 1) if i else None, raw[i], g.consistency) for i in span if i == 0 or i - 1 in raw}
+    styles = [(enc.text(p.text), p.weight * g.style_weight) for p in g.style_prompts]
+    return targets, styles
+
+
+def _segment_targets(targets: dict, styles: list, index: int, crossfade_steps: int):
+    """The segment's Target and, when ``[guidance] crossfade_steps`` > 0, the Crossfade from the previous one."""
+    from core.targets import Crossfade, Target
+
+    def of(i):
+        return Target.of([(e, w, "") for e, w in [(targets[i], 1.0)] + styles])
+
+    target = of(index)
+    fade = Crossfade(of(index - 1), target, steps=crossfade_steps) if crossfade_steps > 0 and index > 0 else None
+    return target, fade
+
+
+def _maybe_crash(marker: str | None) -> None:
+    """Test fault: the first attempt leaves its pid in the marker and dies like a killed machine."""
+    if marker and not os.path.exists(marker):
+        Path(marker).write_text(str(os.getpid()))
+        log.warning("crash_marker %s: exiting worker %d mid-chunk (test fault)", marker, os.getpid())
+        os._exit(1)
+
+
+def render_chunk(job: ChunkJob, models, *, on_iteration: Callable[[], None] | None = None) -> dict:
+    """Warm up, render the chunk's segments and return their files (bytes) and records (see the module doc)."""
+    from core.encoders import Encoders
+    from core.optimizer import LatentOptimizer, start_from_init
+    from core.video import ChunkWriter
+
+    t0 = time.perf_counter()
+    settings, chunk = job.settings, job.chunk
+    g, rs = settings.preset.guidance, settings.preset.render
+    width, height = settings.size
+    run = list(chunk.warmup) + list(chunk.segments)
+    targets, styles = _targets(Encoders(models), job, models, run)
+    opt = LatentOptimizer.from_config(models, g, size=(width, height))
+    start_from_init(opt, g.init)
+
+    for i in chunk.warmup:
+        target, fade = _segment_targets(targets, styles, i, g.crossfade_steps)
+        if g.consistency == "l1":
+            opt.set_anchor()
+        run_segment(opt, job.plans[i], target=target, fade=fade, blend=settings.blend_frames,
+                    on_iteration=on_iteration)
+    t_warm = time.perf_counter()
+
+    records, files = [], {}
+    stats = {"first_frame": None, "last_frame": None, "change_sum": 0.0, "change_pairs": 0, "moving_pairs": 0}
+
+    def take(frame: np.ndarray) -> None:
+        if stats["last_frame"] is None:
+            stats["first_frame"] = frame.copy()
+        else:
+            d = frame_change(stats["last_frame"], frame)
+            stats["change_sum"] += d
+            stats["change_pairs"] += 1
+            stats["moving_pairs"] += d > 0
+        stats["last_frame"] = frame.copy()
+
+    with tempfile.TemporaryDirectory(prefix=f"m2v-chunk{chunk.index}-") as tmp:
+        for n, i in enumerate(chunk.segments):
+            p = job.plans[i]
+            target, fade = _segment_targets(targets, styles, i, g.crossfade_steps)
+            if g.consistency == "l1":
+                opt.set_anchor()
+            path = Path(tmp) / segment_file(i)
+            # a segment shorter than one frame period is run (it moves the latent) but writes no file
+            writer = ChunkWriter(path, fps=rs.fps, width=width, height=height,
+                                 crf=settings.preset.record.crf) if p.frames else None
+
+            def write(frame, writer=writer):
+                writer.write(frame)
+                take(frame)
+
+            loss_first, loss_last = run_segment(opt, p, target=target, fade=fade, blend=settings.blend_frames,
+                                                on_frame=write if writer else None, on_iteration=on_iteration)
+            if writer is not None:
+                writer.close()
+                files[path.name] = path.read_bytes()
+            records.append({"start": p.start_s, "end": p.end_s, "guidance": p.guidance, "text": p.text,
+                            "iterations": p.iterations, "frames": len(p.frames),
+                            "loss_first": loss_first, "loss_last": loss_last})
+            if n == 0:
+                _maybe_crash(job.crash_marker)
+    t_end = time.perf_counter()
+    return {"index": chunk.index, "segments": records, "files": files, **stats,
+            "warmup_iterations": sum(job.plans[i].iterations for i in chunk.warmup),
+            "warmup_s": t_warm - t0, "render_s": t_end - t_warm}
