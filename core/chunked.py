@@ -6,7 +6,7 @@ bytes (so workers need no shared file system), the per-segment records of the
 single-machine sidecar, and what :func:`core.chunks.seam_stats` needs.
 
 The chunk starts where the single-machine render starts (``[guidance] init``, the same
-seed), then runs its warm-up segments through :func:`run_segment` without writing
+seed), then runs its warm-up segments through :func:`core.render.run_segment` without writing
 frames: the latent, Adam's moments and Eq. 1's anchor come out as the single-machine
 render would set them after those segments, had it started there.  Then its own
 segments run and are written.
@@ -28,7 +28,7 @@ from core.chunks import ChunkPlan, frame_change
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChunkJob", "run_segment", "render_chunk", "segment_file"]
+__all__ = ["ChunkJob", "render_chunk", "segment_file"]
 
 
 def segment_file(index: int) -> str:
@@ -50,43 +50,6 @@ class ChunkJob:
     crash_marker: str | None = None
 
 
-def _needed_frames(plan) -> dict[int, int]:
-    """Iteration -> how many output frames it makes."""
-    need: dict[int, int] = {}
-    for it in plan.frame_iteration:
-        need[it] = need.get(it, 0) + 1
-    return need
-
-
-def run_segment(opt, plan, *, target, fade=None, blend: bool = False,
-                on_frame: Callable[[np.ndarray], None] | None = None,
-                on_iteration: Callable[[], None] | None = None) -> tuple[float, float]:
-    """Run one segment's iterations; ``on_frame`` gets each output frame (None: a warm-up, no frames).
-
-    The same arithmetic as :func:`core.render.render`'s segment loop: the target (or the
-    crossfade from the previous segment's), one output frame per planned frame, a repeated
-    frame blended with the iteration before when ``blend``.  Returns the first and last loss.
-    """
-    need = _needed_frames(plan) if on_frame is not None else {}
-    loss_first = loss_last = float("nan")
-    prev_frame = None
-    for it in range(plan.iterations):
-        want = it in need or (blend and need.get(it + 1, 0) > 1)
-        res = opt.step(fade.at(it + 1) if fade is not None else target, frame=want)
-        loss_last = res.loss
-        if it == 0:
-            loss_first = res.loss
-        for _ in range(need.get(it, 0)):
-            frame = res.frame
-            if blend and prev_frame is not None and need[it] > 1:
-                frame = ((prev_frame.astype(np.uint16) + frame) // 2).astype(np.uint8)
-            on_frame(frame)
-        prev_frame = res.frame
-        if on_iteration is not None:
-            on_iteration()
-    return loss_first, loss_last
-
-
 def _targets(enc, job: ChunkJob, models, indices: Sequence[int]) -> tuple[dict, list]:
     """Eq. 2 targets for ``indices`` (exact: each from its own and the previous segment's guidance) and the
     style prompts."""
@@ -102,18 +65,6 @@ def _targets(enc, job: ChunkJob, models, indices: Sequence[int]) -> tuple[dict, 
     return targets, styles
 
 
-def _segment_targets(targets: dict, styles: list, index: int, crossfade_steps: int):
-    """The segment's Target and, when ``[guidance] crossfade_steps`` > 0, the Crossfade from the previous one."""
-    from core.targets import Crossfade, Target
-
-    def of(i):
-        return Target.of([(e, w, "") for e, w in [(targets[i], 1.0)] + styles])
-
-    target = of(index)
-    fade = Crossfade(of(index - 1), target, steps=crossfade_steps) if crossfade_steps > 0 and index > 0 else None
-    return target, fade
-
-
 def _maybe_crash(marker: str | None) -> None:
     """Test fault: the first attempt leaves its pid in the marker and dies like a killed machine."""
     if marker and not os.path.exists(marker):
@@ -126,6 +77,7 @@ def render_chunk(job: ChunkJob, models, *, on_iteration: Callable[[], None] | No
     """Warm up, render the chunk's segments and return their files (bytes) and records (see the module doc)."""
     from core.encoders import Encoders
     from core.optimizer import LatentOptimizer, start_from_init
+    from core.render import run_segment, segment_targets
     from core.video import ChunkWriter
 
     t0 = time.perf_counter()
@@ -138,7 +90,7 @@ def render_chunk(job: ChunkJob, models, *, on_iteration: Callable[[], None] | No
     start_from_init(opt, g.init)
 
     for i in chunk.warmup:
-        target, fade = _segment_targets(targets, styles, i, g.crossfade_steps)
+        target, fade = segment_targets(targets, styles, i, g.crossfade_steps)
         if g.consistency == "l1":
             opt.set_anchor()
         run_segment(opt, job.plans[i], target=target, fade=fade, blend=settings.blend_frames,
@@ -161,7 +113,7 @@ def render_chunk(job: ChunkJob, models, *, on_iteration: Callable[[], None] | No
     with tempfile.TemporaryDirectory(prefix=f"m2v-chunk{chunk.index}-") as tmp:
         for n, i in enumerate(chunk.segments):
             p = job.plans[i]
-            target, fade = _segment_targets(targets, styles, i, g.crossfade_steps)
+            target, fade = segment_targets(targets, styles, i, g.crossfade_steps)
             if g.consistency == "l1":
                 opt.set_anchor()
             path = Path(tmp) / segment_file(i)

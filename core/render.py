@@ -25,7 +25,7 @@ import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 
@@ -130,6 +130,55 @@ def frames_wanted(need: dict[int, list[int]], *, blend: bool) -> set[int]:
     return wanted
 
 
+def segment_targets(targets, styles: list, index: int, crossfade_steps: int):
+    """Segment ``index``'s Target (its Eq. 2 guidance plus the style prompts) and, with
+    ``[guidance] crossfade_steps`` > 0, the Crossfade in from the previous segment's (else None).
+
+    ``targets`` maps (a list or a dict) segment index -> guidance embedding.
+    """
+    from core.targets import Crossfade, Target
+
+    def of(i):
+        return Target.of([(e, w, "") for e, w in [(targets[i], 1.0)] + styles])
+
+    target = of(index)
+    fade = Crossfade(of(index - 1), target, steps=crossfade_steps) if crossfade_steps > 0 and index > 0 else None
+    return target, fade
+
+
+def run_segment(opt, plan: "SegmentPlan", *, target, fade=None, blend: bool = False,
+                on_frame: Callable[[np.ndarray], None] | None = None,
+                on_iteration: Callable[[], None] | None = None) -> tuple[float, float]:
+    """Run one segment's iterations; ``on_frame`` gets each output frame (None: a warm-up, no frames).
+
+    The one segment loop of a render, single-machine or split across workers: the target (or
+    the crossfade from the previous segment's), one output frame per planned frame, a repeated
+    frame blended with the iteration before when ``blend``.  Only iterations that write a frame
+    (or lend one to a blend) copy it to the host, and the losses are read once, at the end.
+    Returns the first and last loss.
+    """
+    need: dict[int, list[int]] = {}
+    if on_frame is not None:
+        for frame_no, it in zip(plan.frames, plan.frame_iteration):
+            need.setdefault(it, []).append(frame_no)
+    wanted = frames_wanted(need, blend=blend)
+    losses = []  # device tensors: read once, at the segment's end
+    prev_frame = None
+    for it in range(plan.iterations):
+        res = opt.step(fade.at(it + 1) if fade is not None else target, frame=it in wanted)
+        if it == 0 or it == plan.iterations - 1:
+            losses.append(res.loss_t)
+        for _ in need.get(it, ()):
+            frame = res.frame
+            if blend and prev_frame is not None and len(need[it]) > 1:
+                frame = ((prev_frame.astype(np.uint16) + frame) // 2).astype(np.uint8)
+            on_frame(frame)
+        prev_frame = res.frame
+        if on_iteration is not None:
+            on_iteration()
+    return (float(losses[0]), float(losses[-1])) if losses else (float("nan"), float("nan"))
+
+
 def song_plan(y: np.ndarray, sr: int, *, settings: RenderSettings, cues: Sequence):
     """Analysis, segment plan and the lyrics after the end (warned about) of a loaded song (no models).
 
@@ -194,7 +243,7 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
     from core.audio_io import load_audio
     from core.encoders import Encoders
     from core.optimizer import LatentOptimizer, start_from_init
-    from core.targets import Crossfade, Target, eq2_chain
+    from core.targets import eq2_chain
     from core.video import ChunkWriter, check_writable, mux
 
     g, rs = settings.preset.guidance, settings.preset.render
@@ -236,37 +285,14 @@ def render(audio_path: str | Path, out_path: str | Path, *, settings: RenderSett
         for p in plans[len(done):]:
             if stop_after_segments is not None and len(done) >= stop_after_segments:
                 raise KeyboardInterrupt
-            parts = [(targets[p.index], 1.0)] + styles
-            target = Target.of([(e, w, "") for e, w in parts])
-            # [guidance] crossfade_steps: blend in from the previous segment's target (0: a cut)
-            fade = None
-            if g.crossfade_steps > 0 and p.index > 0:
-                prev = Target.of([(e, w, "") for e, w in [(targets[p.index - 1], 1.0)] + styles])
-                fade = Crossfade(prev, target, steps=g.crossfade_steps)
+            target, fade = segment_targets(targets, styles, p.index, g.crossfade_steps)
             if g.consistency == "l1":
                 opt.set_anchor()
             writer = ChunkWriter(work / f"seg{p.index:05d}.mp4", fps=rs.fps, width=width, height=height,
                                  crf=settings.preset.record.crf)
-            need = {}
-            for frame_no, it in zip(p.frames, p.frame_iteration):
-                need.setdefault(it, []).append(frame_no)
-            wanted = frames_wanted(need, blend=settings.blend_frames)
-            losses = []  # device tensors: read once, at the segment's end
-            prev_frame = None
-            for it in range(p.iterations):
-                # Only iterations that write a frame (or lend one to a blend) copy it to the host.
-                res = opt.step(fade.at(it + 1) if fade is not None else target, frame=it in wanted)
-                if it == 0 or it == p.iterations - 1:
-                    losses.append(res.loss_t)
-                for _ in need.get(it, ()):
-                    frame = res.frame
-                    if settings.blend_frames and prev_frame is not None and len(need[it]) > 1:
-                        frame = ((prev_frame.astype(np.uint16) + frame) // 2).astype(np.uint8)
-                    writer.write(frame)
-                prev_frame = res.frame
-                bar.update(1)
+            loss_first, loss_last = run_segment(opt, p, target=target, fade=fade, blend=settings.blend_frames,
+                                                on_frame=writer.write, on_iteration=lambda: bar.update(1))
             writer.close()
-            loss_first, loss_last = (float(losses[0]), float(losses[-1])) if losses else (float("nan"),) * 2
             done.append({"start": p.start_s, "end": p.end_s, "guidance": p.guidance, "text": p.text,
                          "iterations": p.iterations, "frames": len(p.frames),
                          "loss_first": loss_first, "loss_last": loss_last})
