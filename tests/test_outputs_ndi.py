@@ -27,22 +27,32 @@ SIZE = (320, 180)
 FPS = 30.0
 FRAMES = 30
 
+# Both receivers find m2v's source by name, then read from it (each in its own process).
+FIND_SOURCE = r"""
+import time
+from cyndilib.finder import Finder
+
+
+def find_source(name, deadline):
+    finder = Finder()
+    finder.open()
+    source = None
+    while source is None and time.monotonic() < deadline:
+        finder.wait_for_sources(0.5)
+        source = next((finder.get_source(n) for n in finder.get_source_names() if n.endswith(f"({name})")), None)
+    return finder, source
+"""
+
 RECEIVER = r"""
 import json, sys, time
 import numpy as np
-from cyndilib.finder import Finder
 from cyndilib.receiver import Receiver, ReceiveFrameType
 from cyndilib.video_frame import VideoRecvFrame
 from cyndilib.wrapper import RecvBandwidth, RecvColorFormat
 
 name, frames_wanted, timeout_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 deadline = time.monotonic() + timeout_s
-finder = Finder()
-finder.open()
-source = None
-while source is None and time.monotonic() < deadline:
-    finder.wait_for_sources(0.5)
-    source = next((finder.get_source(n) for n in finder.get_source_names() if n.endswith(f"({name})")), None)
+finder, source = find_source(name, deadline)
 if source is None:
     print(json.dumps({"error": "source not found", "names": finder.get_source_names()}))
     sys.exit(0)
@@ -86,18 +96,12 @@ AUDIO_RECEIVER = r"""
 import json, sys, time
 import numpy as np
 from cyndilib.audio_frame import AudioRecvFrame
-from cyndilib.finder import Finder
 from cyndilib.receiver import Receiver, ReceiveFrameType
 from cyndilib.wrapper import RecvBandwidth, RecvColorFormat
 
 name, blocks_wanted, timeout_s, tone_hz = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 deadline = time.monotonic() + timeout_s
-finder = Finder()
-finder.open()
-source = None
-while source is None and time.monotonic() < deadline:
-    finder.wait_for_sources(0.5)
-    source = next((finder.get_source(n) for n in finder.get_source_names() if n.endswith(f"({name})")), None)
+finder, source = find_source(name, deadline)
 receiver = Receiver(color_format=RecvColorFormat.RGBX_RGBA, bandwidth=RecvBandwidth.highest)
 af = AudioRecvFrame()
 receiver.set_audio_frame(af)
@@ -145,7 +149,7 @@ def test_ndi_send_and_receive_over_loopback(ndi_loopback):
     feeder = threading.Thread(target=display, daemon=True)
     feeder.start()
     try:
-        proc = subprocess.run([sys.executable, "-c", RECEIVER, name, str(FRAMES), "60"], capture_output=True,
+        proc = subprocess.run([sys.executable, "-c", FIND_SOURCE + RECEIVER, name, str(FRAMES), "60"], capture_output=True,
                               text=True, timeout=120, env=os.environ.copy())
     finally:
         stop.set()
@@ -197,7 +201,7 @@ def test_ndi_carries_the_input_audio(ndi_loopback):
     feeder = threading.Thread(target=show, daemon=True)
     feeder.start()
     try:
-        proc = subprocess.run([sys.executable, "-c", AUDIO_RECEIVER, name, "100", "60", str(tone_hz)],
+        proc = subprocess.run([sys.executable, "-c", FIND_SOURCE + AUDIO_RECEIVER, name, "100", "60", str(tone_hz)],
                               capture_output=True, text=True, timeout=120, env=os.environ.copy())
     finally:
         stop.set()
