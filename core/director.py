@@ -288,7 +288,11 @@ class Director:
             period = self._grid.period_s
         else:
             period = 0.5  # 120 bpm until the tracker says otherwise
-        index = 0 if self._grid is None else self._grid.index + 1
+        # A source that knows the bars (MIDI clock, Link, taps) numbers its beats; else count them.
+        if beat.index is not None:
+            index = beat.index
+        else:
+            index = 0 if self._grid is None else self._grid.index + 1
         self._grid = _Grid(beat.time_s, index, period)
         if self._pending:
             self._beats.append(self._grid)

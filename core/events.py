@@ -24,6 +24,9 @@ class Onset:
 class Beat:
     time_s: float
     bpm: float
+    #: the beat's number counted from a bar line (0, 4, 8... are downbeats) when the source knows the
+    #: bars (MIDI clock since Start, Link's phase, taps from the first tap); None: the director counts
+    index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

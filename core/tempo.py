@@ -30,10 +30,12 @@ BPM_MIN, BPM_MAX = 20.0, 400.0
 
 @dataclass(frozen=True, slots=True)
 class Tempo:
-    """A source's grid: ``bpm`` and the stream time ``anchor_s`` of one of its beats."""
+    """A source's grid: ``bpm``, the stream time ``anchor_s`` of one of its beats and, when the source
+    knows where bars start, that beat's number ``anchor_beat`` counted from a downbeat."""
 
     bpm: float
     anchor_s: float
+    anchor_beat: int | None = None
 
     @property
     def period_s(self) -> float:
@@ -112,10 +114,13 @@ class TapTempo:
         self.max_taps = int(max_taps)
         self.hold_s = float(hold_s)  # a tapped tempo counts as present this long after the last tap
         self.taps: list[float] = []
+        self._first_s = 0.0  # the count's first tap: a VJ counts in from a downbeat
 
     def tap(self, t_s: float) -> None:
         if self.taps and not 0 <= t_s - self.taps[-1] <= self.reset_s:
             self.taps.clear()
+        if not self.taps:
+            self._first_s = float(t_s)
         self.taps.append(float(t_s))
         del self.taps[:-self.max_taps]
 
@@ -125,7 +130,7 @@ class TapTempo:
         fit = fit_period(self.taps)
         if fit is None or not BPM_MIN <= 60.0 / fit[0] <= BPM_MAX:
             return None
-        return Tempo(60.0 / fit[0], fit[1])
+        return Tempo(60.0 / fit[0], fit[1], anchor_beat=round((fit[1] - self._first_s) / fit[0]))
 
 
 class MidiClock:
@@ -149,6 +154,7 @@ class MidiClock:
         self._ticks: list[float] = []
         self._count = 0  # ticks since Start (a beat every 24)
         self._running: bool | None = None  # None: no transport message seen
+        self._started = False  # a Start was seen: tick counts give the bar position
         self._fitted: tuple[tuple[int, float] | None, tuple[float, float] | None] = (None, None)
 
     def tick(self, t_s: float) -> None:
@@ -161,7 +167,7 @@ class MidiClock:
 
     def start(self, t_s: float) -> None:  # noqa: ARG002 - same signature as the others
         with self._lock:
-            self._running, self._count, self._ticks = True, 0, []
+            self._running, self._count, self._ticks, self._started = True, 0, [], True
 
     def continue_(self, t_s: float) -> None:  # noqa: ARG002
         with self._lock:
@@ -177,7 +183,7 @@ class MidiClock:
 
     def tempo(self, now_s: float) -> Tempo | None:
         with self._lock:
-            ticks, count, running = list(self._ticks), self._count, self._running
+            ticks, count, running, started = list(self._ticks), self._count, self._running, self._started
         if running is False or len(ticks) < CLOCK_PPQN // 2 or now_s - ticks[-1] > self.timeout_s:
             return None
         if self._fitted[0] != (count, ticks[-1]):  # asked every display frame: fit only on new ticks
@@ -189,8 +195,10 @@ class MidiClock:
         bpm = 60.0 / (tick_s * CLOCK_PPQN)
         if not BPM_MIN <= bpm <= BPM_MAX:
             return None
-        # The first tick after Start is beat 0; tick k (1-based) lies (k - 1) % 24 ticks after a beat.
-        return Tempo(bpm, last_s - ((count - 1) % CLOCK_PPQN) * tick_s)
+        # The first tick after Start is beat 0, a downbeat; tick k (1-based) lies (k - 1) % 24 ticks after a
+        # beat, beat (k - 1) // 24.  Without a Start (a clock-only device, or Continue) the bars are unknown.
+        return Tempo(bpm, last_s - ((count - 1) % CLOCK_PPQN) * tick_s,
+                     anchor_beat=(count - 1) // CLOCK_PPQN if started else None)
 
 
 class AudioBeats:
@@ -257,4 +265,5 @@ class BeatGrid:
         if last is not None and t < last + 0.5 * period:
             return []
         self._last_beat_s = t
-        return [Beat(time_s=t, bpm=tempo.bpm)]
+        index = None if tempo.anchor_beat is None else tempo.anchor_beat + k
+        return [Beat(time_s=t, bpm=tempo.bpm, index=index)]

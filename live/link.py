@@ -64,7 +64,8 @@ class LinkTempo:
         bpm, beat = float(self.link.tempo), float(self.link.beat)
         if not (bpm > 0 and math.isfinite(beat)):
             return None
-        return Tempo(bpm, now_s - (beat - math.floor(beat)) * 60.0 / bpm)
+        # Link's beat counts in the session's quantum (4): beats 0, 4, 8... are the peers' shared downbeats.
+        return Tempo(bpm, now_s - (beat - math.floor(beat)) * 60.0 / bpm, anchor_beat=math.floor(beat))
 
     def close(self) -> None:
         async def disable():

@@ -90,7 +90,7 @@ def test_the_grid_takes_the_best_source_present():
     assert (grid.source, grid.bpm) == ("audio", 100.0)
     for t in (10.2, 10.7, 11.2):
         taps.tap(t)
-    assert grid.beats(11.3) == [Beat(time_s=pytest.approx(11.2), bpm=pytest.approx(120.0))]
+    assert grid.beats(11.3) == [Beat(time_s=pytest.approx(11.2), bpm=pytest.approx(120.0), index=2)]
     assert grid.source == "taps"
     assert grid.beats(11.4) == []  # no beat due, and none repeated
     assert grid.beats(11.7)[0].time_s == pytest.approx(11.7)
@@ -129,3 +129,45 @@ def test_quantized_cues_land_on_the_tapped_grid():
         if swaps and applied_at is None:
             applied_at = swaps[0].time_s
     assert applied_at == pytest.approx(11.6)  # the next tapped beat after the cue
+
+
+def test_bar_quantized_cue_lands_on_the_dj_clocks_downbeat_not_the_fourth_beat_seen():
+    # m2v joins a MIDI clock that started 5 beats ago: the next downbeat is the clock's beat 8,
+    # three beats on, not the fourth beat m2v happens to see.
+    from core import events as ev
+    from core.director import Director
+
+    clock = MidiClock()
+    grid = BeatGrid([clock, TapTempo(), AudioBeats()])
+    d = Director(refractory_s=0.0, min_scene_s=0.0, quantize="bar", beats_per_bar=4)
+    tick = 60.0 / (120 * 24)
+    clock.start(0.0)
+    seen, applied_at, cued = [], None, False
+    for k in range(24 * 12):  # 6 s of a 120 BPM clock; beat n at n / 2 s
+        t = k * tick
+        clock.tick(t)
+        if t < 2.5:
+            continue  # m2v is not listening yet (beats 0..4 pass unseen)
+        for beat in grid.beats(t):
+            seen.append(beat.index)
+            d.on_audio(beat)
+        if not cued and t >= 2.6:
+            d.on_cue(ev.Freeze(True), now_s=t)
+            cued = True
+        d.tick(t)
+        if d.frozen and applied_at is None:
+            applied_at = t
+    assert seen[:3] == [5, 6, 7]
+    assert applied_at == pytest.approx(4.0, abs=0.02)  # beat 8, the clock's downbeat
+
+
+def test_taps_number_beats_from_the_first_tap_and_a_clock_without_start_does_not():
+    taps = TapTempo()
+    for t in (10.0, 10.5, 11.0, 11.5):
+        taps.tap(t)
+    assert taps.tempo(11.5).anchor_beat == 3
+    assert BeatGrid([taps]).beats(12.6)[0].index == 5  # the beat at 12.5 s
+    clock = MidiClock()
+    for k in range(48):
+        clock.tick(k * 60.0 / (120 * 24))
+    assert clock.tempo(0.98).anchor_beat is None  # no Start seen: the bars are unknown
