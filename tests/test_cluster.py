@@ -92,9 +92,12 @@ def test_two_chunk_render_equals_the_single_machine_plan(ray_cluster, song, tiny
     assert pb["video"]["nb_read_frames"] == pa["video"]["nb_read_frames"] == "40"
     for kind in ("video", "audio"):
         assert abs(float(pb[kind]["duration"]) - float(pa[kind]["duration"])) < 1e-3
-    # Chunk 0 starts as the single-machine render does (same init, seed and targets): the same losses, exactly.
+    # Chunk 0 starts as the single-machine render does (same init, seed and targets): the same losses. Not bit for
+    # bit: a Ray worker runs torch with its own thread count (Ray sets OMP_NUM_THREADS to the task's CPUs), which
+    # changes the order of float sums; CI saw 1e-7 relative. Another seed or init moves them by 1e-3 or more.
     first = split.chunks[0].segments
-    assert [s["loss_last"] for s in b["segments"]][: len(first)] == [s["loss_last"] for s in a["segments"]][: len(first)]
+    got = [s["loss_last"] for s in b["segments"]][: len(first)]
+    assert got == pytest.approx([s["loss_last"] for s in a["segments"]][: len(first)], rel=1e-5, abs=0)
     # The second chunk ran its warm-up; every worker loaded the models once.
     c = b["cluster"]
     assert c["chunks"][1]["warmup_segments"] and c["chunks"][1]["warmup_iterations"] > 0
