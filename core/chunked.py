@@ -9,7 +9,8 @@ The chunk starts where the single-machine render starts (``[guidance] init``, th
 seed), then runs its warm-up segments through :func:`core.render.run_segment` without writing
 frames: the latent, Adam's moments and Eq. 1's anchor come out as the single-machine
 render would set them after those segments, had it started there.  Then its own
-segments run and are written.
+segments run and are written, and then its tail: the next chunk's first segments, whose
+first ``fade_frames`` frames come back raw for :func:`crossfade_seams`.
 """
 
 from __future__ import annotations
@@ -28,12 +29,17 @@ from core.chunks import ChunkPlan, frame_change
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChunkJob", "render_chunk", "segment_file"]
+__all__ = ["ChunkJob", "crossfade_seams", "faded_file", "render_chunk", "segment_file"]
 
 
 def segment_file(index: int) -> str:
     """Name of a segment's H.264 file in a render's work folder (the same as the single-machine render's)."""
     return f"seg{index:05d}.mp4"
+
+
+def faded_file(index: int) -> str:
+    """Name of a segment's file after the crossfade into its chunk rewrote its first frames."""
+    return f"seg{index:05d}.faded.mp4"
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ def render_chunk(job: ChunkJob, models, *, on_iteration: Callable[[], None] | No
     settings, chunk = job.settings, job.chunk
     g, rs = settings.preset.guidance, settings.preset.render
     width, height = settings.size
-    run = list(chunk.warmup) + list(chunk.segments)
+    run = list(chunk.warmup) + list(chunk.segments) + list(chunk.tail)
     targets, styles = _targets(Encoders(models), job, models, run)
     opt = LatentOptimizer.from_config(models, g, size=(width, height))
     start_from_init(opt, g.init)
@@ -135,7 +141,71 @@ def render_chunk(job: ChunkJob, models, *, on_iteration: Callable[[], None] | No
                             "loss_first": loss_first, "loss_last": loss_last})
             if n == 0:
                 _maybe_crash(job.crash_marker)
+    # The tail: on into the next chunk's first segments, for the frames the next chunk fades in from.
+    tail: list[np.ndarray] = []
+    for i in chunk.tail:
+        target, fade = segment_targets(targets, styles, i, g.crossfade_steps)
+        if g.consistency == "l1":
+            opt.set_anchor()
+        run_segment(opt, job.plans[i], target=target, fade=fade, blend=settings.blend_frames,
+                    on_frame=tail.append, on_iteration=on_iteration)
+    tail_frames = np.stack(tail[:chunk.fade_frames]) if chunk.fade_frames and tail else \
+        np.zeros((0, height, width, 3), np.uint8)
     t_end = time.perf_counter()
-    return {"index": chunk.index, "segments": records, "files": files, **stats,
+    return {"index": chunk.index, "segments": records, "files": files, **stats, "tail_frames": tail_frames,
             "warmup_iterations": sum(job.plans[i].iterations for i in chunk.warmup),
+            "tail_iterations": sum(job.plans[i].iterations for i in chunk.tail),
             "warmup_s": t_warm - t0, "render_s": t_end - t_warm}
+
+
+def _decode(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as src:
+        return [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
+
+
+def crossfade_seams(results: Sequence[dict], chunks: Sequence[ChunkPlan], plans: Sequence, folder: Path, *,
+                    fps: int, crf: int) -> list[list[float]]:
+    """Dissolve each chunk's first frames from the previous chunk's tail into its own; returns, per seam,
+    the frame changes across it (for :func:`core.chunks.seam_stats`).
+
+    Frame ``j`` of the ``n`` faded frames is ``(1 - w) * tail[j] + w * own[j]`` with ``w = (j + 1) / (n + 1)``.
+    The segment files holding them are decoded from ``folder`` and written again as
+    :func:`faded_file` beside the originals, which stay as they were: running it twice (a resumed
+    render) gives the same files.
+    """
+    from core.video import ChunkWriter
+
+    seams = []
+    for prev, res, chunk in zip(results, results[1:], chunks[1:]):
+        tail = prev.get("tail_frames")
+        n = 0 if tail is None else len(tail)
+        if not n:
+            seams.append([])
+            continue
+        changes, last, k = [], prev["last_frame"], 0
+        for i in chunk.segments:
+            if not plans[i].frames:
+                continue
+            frames = _decode(folder / segment_file(i))
+            if k >= n:  # the fade ended with the segment before: only measure the step out of it
+                changes.append(frame_change(last, frames[0]))
+                break
+            height, width = frames[0].shape[:2]
+            writer = ChunkWriter(folder / faded_file(i), fps=fps, width=width, height=height, crf=crf)
+            try:
+                for own in frames:
+                    if k < n:
+                        w = (k + 1) / (n + 1)
+                        own = np.rint((1 - w) * tail[k].astype(np.float32) + w * own).astype(np.uint8)
+                        k += 1
+                        changes.append(frame_change(last, own))
+                    elif len(changes) == k:  # the step out of the fade into the chunk's own frames
+                        changes.append(frame_change(last, own))
+                    writer.write(own)
+                    last = own
+            finally:
+                writer.close()
+        seams.append(changes)
+    return seams

@@ -8,7 +8,11 @@ A chunk after the first cannot have the latent the single-machine render would r
 after everything before it, without rendering everything before it.  It approximates
 that state with a *warm-up*: the segments of the ``warmup_s`` seconds before its start
 run through the same per-segment loop (targets, crossfade, Eq. 1 anchor), writing no
-frames.  The seams this leaves are measured by :func:`seam_stats`.
+frames.  What is left of the seam is then spread out: each chunk but the last runs on
+into the next chunk's first segments for ``fade_frames`` frames (its *tail*), and the
+next chunk's first frames crossfade from that tail into its own
+(:func:`core.chunked.crossfade_seams`), as two takes of one shot are dissolved.  The
+seams are measured by :func:`seam_stats`.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ class ChunkPlan:
     iterations: int
     #: segment indices run before the chunk without writing frames (empty for the first chunk)
     warmup: tuple[int, ...] = ()
+    #: the next chunk's first segments, run after this chunk to render ``fade_frames`` tail frames
+    tail: tuple[int, ...] = ()
+    fade_frames: int = 0
 
     @property
     def segments(self) -> range:
@@ -47,7 +54,8 @@ class ChunkPlan:
     def describe(self) -> dict:
         return {"index": self.index, "first_segment": self.first, "last_segment": self.last,
                 "start": self.start_s, "end": self.end_s, "frames": self.frames, "iterations": self.iterations,
-                "warmup_segments": list(self.warmup)}
+                "warmup_segments": list(self.warmup), "tail_segments": list(self.tail),
+                "fade_frames": self.fade_frames}
 
 
 def _cut_points(plans: Sequence, min_chunk_s: float) -> list[int]:
@@ -74,11 +82,25 @@ def _warmup(plans: Sequence, first: int, warmup_s: float) -> tuple[int, ...]:
     return tuple(range(j, first))
 
 
-def plan_chunks(plans: Sequence, *, min_chunk_s: float, warmup_s: float = 0.0) -> list[ChunkPlan]:
+def _tail(plans: Sequence, first: int, frames: int) -> tuple[tuple[int, ...], int]:
+    """The segments from ``first`` on that hold the next ``frames`` output frames, and how many there are
+    (fewer when the song ends first)."""
+    seg, n = [], 0
+    for p in plans[first:]:
+        if n >= frames:
+            break
+        seg.append(p.index)
+        n += len(p.frames)
+    return tuple(seg), min(n, frames)
+
+
+def plan_chunks(plans: Sequence, *, min_chunk_s: float, warmup_s: float = 0.0,
+                fade_frames: int = 0) -> list[ChunkPlan]:
     """Cut a segment plan into chunks of at least ``min_chunk_s`` seconds (the last may be longer).
 
     Every segment belongs to exactly one chunk, in order; a song shorter than twice
-    the minimum is one chunk.  ``warmup_s`` picks each later chunk's warm-up segments.
+    the minimum is one chunk.  ``warmup_s`` picks each later chunk's warm-up segments;
+    ``fade_frames`` (> 0) gives each chunk but the last the tail it renders for the crossfade.
     """
     if not plans:
         raise ConfigError("nothing to split: the song has no segments")
@@ -86,15 +108,18 @@ def plan_chunks(plans: Sequence, *, min_chunk_s: float, warmup_s: float = 0.0) -
         raise ConfigError(f"chunk_min_s={min_chunk_s!r}: must be > 0 seconds (e.g. 30)")
     if warmup_s < 0:
         raise ConfigError(f"warmup_s={warmup_s!r}: must be >= 0 seconds (0: chunks start cold)")
+    if fade_frames < 0:
+        raise ConfigError(f"fade_frames={fade_frames!r}: must be >= 0 (0: hard cuts between chunks)")
     starts = _cut_points(plans, min_chunk_s)
     chunks = []
     for k, first in enumerate(starts):
         last = (starts[k + 1] if k + 1 < len(starts) else len(plans)) - 1
         segs = plans[first:last + 1]
+        tail, fade = _tail(plans, last + 1, fade_frames) if k + 1 < len(starts) and fade_frames else ((), 0)
         chunks.append(ChunkPlan(
             index=k, first=first, last=last, start_s=plans[first].start_s, end_s=plans[last].end_s,
             frames=sum(len(p.frames) for p in segs), iterations=sum(p.iterations for p in segs),
-            warmup=_warmup(plans, first, warmup_s)))
+            warmup=_warmup(plans, first, warmup_s), tail=tail, fade_frames=fade))
     return chunks
 
 
@@ -103,15 +128,20 @@ def frame_change(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
 
-def seam_stats(chunks: Sequence[dict]) -> dict:
+def seam_stats(chunks: Sequence[dict], *, faded: Sequence[Sequence[float]] | None = None) -> dict:
     """Frame-to-frame change across the seams against inside the chunks.
 
     Each entry of ``chunks`` (in song order) holds ``first_frame``, ``last_frame`` (uint8 arrays),
     ``change_sum`` and ``change_pairs`` (the sum and count of :func:`frame_change` over its own
     consecutive written frames) and ``moving_pairs`` (those pairs whose change is not zero: a frame
     repeated because the segment has fewer iterations than frames does not move).
+
+    ``faded``: per seam, the frame changes across its crossfade (from the chunk's last frame into
+    the faded frames and out of them); a seam's figure is then the largest of them, and the hard
+    cut it replaced is kept as ``boundaries_raw``.
     """
-    boundary = [frame_change(a["last_frame"], b["first_frame"]) for a, b in zip(chunks, chunks[1:])]
+    raw = [frame_change(a["last_frame"], b["first_frame"]) for a, b in zip(chunks, chunks[1:])]
+    boundary = [max(w) if w else r for w, r in zip(faded, raw)] if faded is not None else raw
     pairs = sum(c["change_pairs"] for c in chunks)
     moving = sum(c["moving_pairs"] for c in chunks)
     total = sum(c["change_sum"] for c in chunks)
@@ -124,5 +154,6 @@ def seam_stats(chunks: Sequence[dict]) -> dict:
         "ratio": ratio,
         "ratio_moving": mean_boundary / within_moving if boundary and within_moving > 0 else float("nan"),
         "target_ratio": SEAM_TARGET_RATIO, "met": bool(boundary) and ratio <= SEAM_TARGET_RATIO,
-        "boundaries": boundary, "unit": "mean |difference| per pixel and channel, 0..255",
+        "boundaries": boundary, "boundaries_raw": raw, "faded": faded is not None,
+        "unit": "mean |difference| per pixel and channel, 0..255",
     }

@@ -335,6 +335,7 @@ class _WorkFolder:
         result = json.loads(rec.read_text())
         with np.load(self.path / f"chunk{index:05d}.npz") as f:
             result["first_frame"], result["last_frame"] = f["first_frame"], f["last_frame"]
+            result["tail_frames"] = f["tail_frames"]
         return result
 
     def save(self, result: dict) -> dict:
@@ -342,8 +343,9 @@ class _WorkFolder:
         for name, data in result.pop("files").items():
             (self.path / name).write_bytes(data)
         i = result["index"]
-        np.savez(self.path / f"chunk{i:05d}.npz", first_frame=result["first_frame"], last_frame=result["last_frame"])
-        record = {k: v for k, v in result.items() if k not in ("first_frame", "last_frame")}
+        np.savez(self.path / f"chunk{i:05d}.npz", first_frame=result["first_frame"], last_frame=result["last_frame"],
+                 tail_frames=result["tail_frames"])
+        record = {k: v for k, v in result.items() if k not in ("first_frame", "last_frame", "tail_frames")}
         tmp = self.path / f"chunk{i:05d}.json.tmp"
         tmp.write_text(json.dumps(record))
         tmp.replace(self.path / f"chunk{i:05d}.json")
@@ -360,7 +362,7 @@ def render_on_ray(audio_path: str | Path, out_path: str | Path, *, settings, rec
     ``stop_after_chunks`` interrupts the render (KeyboardInterrupt) once that many chunks are saved.
     """
     from core.audio_io import load_audio
-    from core.chunked import ChunkJob, segment_file
+    from core.chunked import ChunkJob, crossfade_seams, faded_file, segment_file
     from core.chunks import plan_chunks, seam_stats
     from core.render import _sha_file, song_plan, work_dir_for
     from core.video import check_writable, mux
@@ -372,7 +374,8 @@ def render_on_ray(audio_path: str | Path, out_path: str | Path, *, settings, rec
     rs, g = settings.preset.render, settings.preset.guidance
     y, sr = load_audio(audio_path)
     analysis, plans, late = song_plan(y, sr, settings=settings, cues=cues)
-    chunks = plan_chunks(plans, min_chunk_s=rs.chunk_min_s, warmup_s=rs.warmup_s)
+    chunks = plan_chunks(plans, min_chunk_s=rs.chunk_min_s, warmup_s=rs.warmup_s,
+                         fade_frames=int(round(rs.seam_fade_s * rs.fps)))
     name = recipe.spec if isinstance(recipe.spec, str) else recipe.spec.name
     fp = settings.fingerprint(audio_sha=_sha_file(audio_path), models=name, cues=cues)
     work = _WorkFolder(work_dir_for(out_path), fp, chunks)
@@ -391,7 +394,7 @@ def render_on_ray(audio_path: str | Path, out_path: str | Path, *, settings, rec
         for c in todo
     }
     # the bar counts every iteration a worker runs, warm-ups included
-    its = {c.index: c.iterations + sum(plans[i].iterations for i in c.warmup) for c in chunks}
+    its = {c.index: c.iterations + sum(plans[i].iterations for i in (*c.warmup, *c.tail)) for c in chunks}
     bar_start = sum(its[i] for i in done)
     bar = _bar(sum(its.values()), bar_start, "render (ray)", progress)
     fresh: list[dict] = []
@@ -407,10 +410,14 @@ def render_on_ray(audio_path: str | Path, out_path: str | Path, *, settings, rec
         bar.close()
     results = sorted([*done.values(), *fresh], key=lambda r: r["index"])
 
-    frames = mux([work.path / segment_file(p.index) for p in plans if p.frames], out_path, audio=y, sr=sr)
+    faded = crossfade_seams(results, chunks, plans, work.path, fps=rs.fps, crf=settings.preset.record.crf)
+    files = [work.path / (faded_file(p.index) if (work.path / faded_file(p.index)).is_file() else segment_file(p.index))
+             for p in plans if p.frames]
+    frames = mux(files, out_path, audio=y, sr=sr)
     workers = worker_summary(fresh, wall_s=wall_s)
-    seams = seam_stats(results)
-    chunk_rows = [{**c.describe(), "warmup_iterations": r["warmup_iterations"], "worker": r.get("worker"),
+    seams = seam_stats(results, faded=faded)
+    chunk_rows = [{**c.describe(), "warmup_iterations": r["warmup_iterations"],
+                   "tail_iterations": r.get("tail_iterations", 0), "worker": r.get("worker"),
                    "resumed": c.index in done, "warmup_seconds": r["warmup_s"], "render_seconds": r["render_s"]}
                   for c, r in zip(chunks, results)]
     sidecar = out_path.with_suffix(".json")

@@ -412,6 +412,10 @@ class RenderSection(_Section):
         "split render (--ray): seconds of segments before a chunk run without writing frames, so the "
         "chunk starts near the state the single-machine render would have (0: cold start)",
         4.0, ge=0.0, le=120.0)
+    seam_fade_s: float = _f(
+        "split render (--ray): seconds over which a chunk's first frames dissolve from the frames the "
+        "previous chunk renders on past its end, so a seam does not jump (0: hard cut)",
+        1.0, ge=0.0, le=10.0)
 
     @model_validator(mode="after")
     def _check_order(self) -> "RenderSection":

@@ -7,7 +7,9 @@
 The song is pygame's house loop (as in ``scripts/bench_render.py``).  For each warm-up
 length every chunk is rendered by :func:`core.chunked.render_chunk` (what a Ray task
 runs), and :func:`core.chunks.seam_stats` compares the change across chunk boundaries
-with the change inside chunks (raw frames, before H.264).  The single-machine render's
+with the change inside chunks (raw frames, before H.264).  Each seam is crossfaded as
+``m2v render --ray`` does (:func:`core.chunked.crossfade_seams`; its steps are measured on the
+decoded frames) and its hard cut is kept as ``boundaries_raw``.  The single-machine render's
 change at the same frames is the reference: a seam that falls on a scene change changes
 the picture in one render as in the other.
 """
@@ -33,22 +35,29 @@ def main() -> int:
     ap.add_argument("--preset", default="toy")
     ap.add_argument("--chunk-min-s", type=float, default=5.0)
     ap.add_argument("--warmups", type=float, nargs="+", default=[0.0, 4.0, 12.0])
+    ap.add_argument("--seam-fade-s", type=float, default=None,
+                    help="crossfade length (default: the preset's [render] seam_fade_s); the hard cut is "
+                         "reported beside it as boundaries_raw")
     ap.add_argument("--json", type=Path, default=REPO / "results" / "bench_seams.json")
     args = ap.parse_args()
 
     from bench_cluster import seams_in_video
     from bench_render import write_song
     from core.audio_io import load_audio
-    from core.chunked import ChunkJob, render_chunk
+    from core.chunked import ChunkJob, crossfade_seams, render_chunk
     from core.chunks import plan_chunks, seam_stats
     from core.lyrics import parse_lyrics
     from core.models import load_models
     from core.render import RenderSettings, render, song_plan
 
     settings = RenderSettings.of(args.preset)
+    rs = settings.preset.render
+    fade_s = rs.seam_fade_s if args.seam_fade_s is None else args.seam_fade_s
+    fade_frames = int(round(fade_s * rs.fps))
     models = load_models(args.models, device="cpu")
     report: dict = {"seconds": args.seconds, "models": args.models, "preset": args.preset,
-                    "chunk_min_s": args.chunk_min_s, "warmups": {}}
+                    "chunk_min_s": args.chunk_min_s, "seam_fade_s": fade_s, "fade_frames": fade_frames,
+                    "warmups": {}}
     with tempfile.TemporaryDirectory(prefix="m2v-bench-seams-") as tmp:
         wav, lrc = Path(tmp) / "house.wav", Path(tmp) / "house.lrc"
         write_song(wav, lrc, seconds=args.seconds)
@@ -65,13 +74,22 @@ def main() -> int:
         print(json.dumps(report["single_machine"]), flush=True)
         for w in args.warmups:
             t0 = time.perf_counter()
-            results = [render_chunk(ChunkJob(settings, plans, c, y, sr), models)
-                       for c in plan_chunks(plans, min_chunk_s=args.chunk_min_s, warmup_s=w)]
-            s = seam_stats(results)
+            split = plan_chunks(plans, min_chunk_s=args.chunk_min_s, warmup_s=w, fade_frames=fade_frames)
+            results = [render_chunk(ChunkJob(settings, plans, c, y, sr), models) for c in split]
+            folder = Path(tmp) / f"warmup{w}"
+            folder.mkdir()
+            for r in results:
+                for name, data in r.pop("files").items():
+                    (folder / name).write_bytes(data)
+            faded = crossfade_seams(results, split, plans, folder, fps=rs.fps, crf=settings.preset.record.crf)
+            s = seam_stats(results, faded=faded)
             s["wall_s"] = time.perf_counter() - t0
             s["warmup_iterations"] = sum(r["warmup_iterations"] for r in results)
+            s["tail_iterations"] = sum(r["tail_iterations"] for r in results)
+            s["iterations"] = sum(c.iterations for c in split)
             report["warmups"][str(w)] = s
             print(w, json.dumps({k: s[k] for k in ("boundary_mean", "within_mean", "ratio", "boundaries",
+                                                   "boundaries_raw",
                                                    "warmup_iterations", "wall_s")}), flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))

@@ -56,7 +56,31 @@ def test_warmup_takes_the_segments_ending_within_warmup_s_before_the_chunk():
     assert plan_chunks(plans, min_chunk_s=3.0, warmup_s=100.0)[2].warmup == (0, 1, 2, 3, 4, 5)
 
 
+def test_each_chunk_but_the_last_has_a_tail_into_the_next_for_the_crossfade():
+    plans = _plans(list(np.arange(11.0)), [5] * 10)  # 10 frames per segment
+    chunks = plan_chunks(plans, min_chunk_s=3.0, fade_frames=12)
+    # 12 frames from the next chunk's start: its first segment (10 frames) and 2 of the second
+    assert [(c.tail, c.fade_frames) for c in chunks] == [((3, 4), 12), ((6, 7), 12), ((), 0)]
+    assert [(c.tail, c.fade_frames) for c in plan_chunks(plans, min_chunk_s=3.0, fade_frames=5)][:2] == \
+        [((3,), 5), ((6,), 5)]
+    assert all(c.tail == () and c.fade_frames == 0 for c in plan_chunks(plans, min_chunk_s=3.0))
+    # a fade longer than the next chunk stops at the song's end
+    short = plan_chunks(_plans([0.0, 1.0, 2.0, 3.0, 4.0], [5] * 4), min_chunk_s=2.0, fade_frames=100)
+    assert [(c.tail, c.fade_frames) for c in short] == [((2, 3), 20), ((), 0)]
+
+
+def test_a_faded_seam_counts_its_largest_step_and_keeps_the_hard_cut():
+    black, white, grey = (np.full((4, 4, 3), v, np.uint8) for v in (0, 255, 128))
+    a = {"first_frame": black, "last_frame": black, "change_sum": 10.0, "change_pairs": 10, "moving_pairs": 10}
+    b = {"first_frame": white, "last_frame": white, "change_sum": 10.0, "change_pairs": 10, "moving_pairs": 10}
+    hard = seam_stats([a, b])
+    assert hard["boundaries"] == hard["boundaries_raw"] == [255.0] and hard["ratio"] == 255.0
+    soft = seam_stats([a, b], faded=[[frame_change(black, grey), frame_change(grey, white)]])
+    assert soft["boundaries"] == [128.0] and soft["boundaries_raw"] == [255.0] and soft["faded"]
+
+
 @pytest.mark.parametrize("kwargs, words", [({"min_chunk_s": 0.0}, "chunk_min_s"),
+                                           ({"min_chunk_s": 3.0, "fade_frames": -1}, "fade_frames"),
                                            ({"min_chunk_s": 3.0, "warmup_s": -1.0}, "warmup_s")])
 def test_bad_chunk_settings_name_the_field(kwargs, words):
     with pytest.raises(ConfigError, match=words):

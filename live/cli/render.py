@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--warmup-s", type=float, default=None,
                          help="--ray: seconds of segments each chunk runs unwritten before its start "
                               "(preset [render] warmup_s)")
+    cluster.add_argument("--seam-fade-s", type=float, default=None,
+                         help="--ray: seconds over which each chunk dissolves in from the previous chunk's "
+                              "tail (preset [render] seam_fade_s; 0: hard cut)")
     cluster.add_argument("--cpus-per-task", type=int, default=1,
                          help="--ray with models on the CPU: CPUs each task asks for (default 1)")
 
@@ -53,7 +56,8 @@ def overrides_from_args(args: argparse.Namespace, preset) -> dict:
     flags = {"models.size": args.size, "render.fps": args.fps, "render.segments": args.segments,
              "render.rate": args.rate, "render.min_ips": args.min_ips, "render.max_ips": args.max_ips,
              "guidance.consistency": args.consistency, "guidance.cutouts": args.cutouts, "guidance.seed": args.seed,
-             "render.chunk_min_s": args.chunk_min_s, "render.warmup_s": args.warmup_s}
+             "render.chunk_min_s": args.chunk_min_s, "render.warmup_s": args.warmup_s,
+             "render.seam_fade_s": args.seam_fade_s}
     out = {k: v for k, v in flags.items() if v is not None}
     if args.prompt:  # --prompt adds global style prompts in front of the preset's
         out["guidance.style_prompts"] = [{"text": p, "weight": 1.0} for p in args.prompt] + \
