@@ -137,11 +137,13 @@ def seam_stats(chunks: Sequence[dict], *, faded: Sequence[Sequence[float]] | Non
     repeated because the segment has fewer iterations than frames does not move).
 
     ``faded``: per seam, the frame changes across its crossfade (from the chunk's last frame into
-    the faded frames and out of them); a seam's figure is then the largest of them, and the hard
-    cut it replaced is kept as ``boundaries_raw``.
+    the faded frames and out of them); a seam's figure is then their mean, the change per frame
+    across the seam as a viewer sees it (the largest would count a scene change of the music that
+    falls inside the fade, which the single-machine render has too), and the hard cut it replaced is
+    kept as ``boundaries_raw``.
     """
     raw = [frame_change(a["last_frame"], b["first_frame"]) for a, b in zip(chunks, chunks[1:])]
-    boundary = [max(w) if w else r for w, r in zip(faded, raw)] if faded is not None else raw
+    boundary = [float(np.mean(w)) if w else r for w, r in zip(faded, raw)] if faded is not None else raw
     pairs = sum(c["change_pairs"] for c in chunks)
     moving = sum(c["moving_pairs"] for c in chunks)
     total = sum(c["change_sum"] for c in chunks)
@@ -155,5 +157,6 @@ def seam_stats(chunks: Sequence[dict], *, faded: Sequence[Sequence[float]] | Non
         "ratio_moving": mean_boundary / within_moving if boundary and within_moving > 0 else float("nan"),
         "target_ratio": SEAM_TARGET_RATIO, "met": bool(boundary) and ratio <= SEAM_TARGET_RATIO,
         "boundaries": boundary, "boundaries_raw": raw, "faded": faded is not None,
+        "fade_steps": [list(map(float, w)) for w in faded] if faded is not None else [],
         "unit": "mean |difference| per pixel and channel, 0..255",
     }

@@ -131,5 +131,8 @@ def test_the_crossfade_dissolves_from_the_previous_chunks_tail_into_the_next_chu
             out += [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
     assert [round(float(f.mean())) for f in out] == [50, 100, 150, 200, 250, 250]
     assert len(faded) == 1 and len(faded[0]) == 5 and max(faded[0]) == pytest.approx(50, abs=1.5)
+    assert seam_stats([{**r, "first_frame": solid(250), "change_pairs": 1, "change_sum": 0.0, "moving_pairs": 0}
+                       for r in ({"last_frame": solid(0)}, {"last_frame": solid(250)})],
+                      faded=faded)["boundaries"] == [pytest.approx(50, abs=1.0)]  # 250 in 5 steps
     assert crossfade_seams([{"tail_frames": np.zeros((0, 32, 32, 3), np.uint8)}, {}], chunks, plans, tmp_path,
                            fps=10, crf=0) == [[]]

@@ -69,14 +69,15 @@ def test_each_chunk_but_the_last_has_a_tail_into_the_next_for_the_crossfade():
     assert [(c.tail, c.fade_frames) for c in short] == [((2, 3), 20), ((), 0)]
 
 
-def test_a_faded_seam_counts_its_largest_step_and_keeps_the_hard_cut():
+def test_a_faded_seam_counts_its_mean_step_and_keeps_the_hard_cut():
     black, white, grey = (np.full((4, 4, 3), v, np.uint8) for v in (0, 255, 128))
     a = {"first_frame": black, "last_frame": black, "change_sum": 10.0, "change_pairs": 10, "moving_pairs": 10}
     b = {"first_frame": white, "last_frame": white, "change_sum": 10.0, "change_pairs": 10, "moving_pairs": 10}
     hard = seam_stats([a, b])
     assert hard["boundaries"] == hard["boundaries_raw"] == [255.0] and hard["ratio"] == 255.0
     soft = seam_stats([a, b], faded=[[frame_change(black, grey), frame_change(grey, white)]])
-    assert soft["boundaries"] == [128.0] and soft["boundaries_raw"] == [255.0] and soft["faded"]
+    assert soft["boundaries"] == [127.5] and soft["boundaries_raw"] == [255.0] and soft["faded"]
+    assert soft["fade_steps"] == [[128.0, 127.0]]
 
 
 @pytest.mark.parametrize("kwargs, words", [({"min_chunk_s": 0.0}, "chunk_min_s"),
