@@ -19,7 +19,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -147,14 +147,18 @@ def render_chunk(job: ChunkJob, models, *, on_iteration: Callable[[], None] | No
         target, fade = segment_targets(targets, styles, i, g.crossfade_steps)
         if g.consistency == "l1":
             opt.set_anchor()
-        run_segment(opt, job.plans[i], target=target, fade=fade, blend=settings.blend_frames,
+        p, need = job.plans[i], chunk.fade_frames - len(tail)
+        if need < len(p.frames):  # stop after the iteration of the last frame the fade needs
+            p = replace(p, iterations=p.frame_iteration[need - 1] + 1, frames=p.frames[:need],
+                        frame_iteration=p.frame_iteration[:need])
+        run_segment(opt, p, target=target, fade=fade, blend=settings.blend_frames,
                     on_frame=tail.append, on_iteration=on_iteration)
     tail_frames = np.stack(tail[:chunk.fade_frames]) if chunk.fade_frames and tail else \
         np.zeros((0, height, width, 3), np.uint8)
     t_end = time.perf_counter()
     return {"index": chunk.index, "segments": records, "files": files, **stats, "tail_frames": tail_frames,
             "warmup_iterations": sum(job.plans[i].iterations for i in chunk.warmup),
-            "tail_iterations": sum(job.plans[i].iterations for i in chunk.tail),
+            "tail_iterations": chunk.tail_iterations,
             "warmup_s": t_warm - t0, "render_s": t_end - t_warm}
 
 

@@ -46,6 +46,7 @@ class ChunkPlan:
     #: the next chunk's first segments, run after this chunk to render ``fade_frames`` tail frames
     tail: tuple[int, ...] = ()
     fade_frames: int = 0
+    tail_iterations: int = 0
 
     @property
     def segments(self) -> range:
@@ -55,7 +56,7 @@ class ChunkPlan:
         return {"index": self.index, "first_segment": self.first, "last_segment": self.last,
                 "start": self.start_s, "end": self.end_s, "frames": self.frames, "iterations": self.iterations,
                 "warmup_segments": list(self.warmup), "tail_segments": list(self.tail),
-                "fade_frames": self.fade_frames}
+                "fade_frames": self.fade_frames, "tail_iterations": self.tail_iterations}
 
 
 def _cut_points(plans: Sequence, min_chunk_s: float) -> list[int]:
@@ -82,16 +83,19 @@ def _warmup(plans: Sequence, first: int, warmup_s: float) -> tuple[int, ...]:
     return tuple(range(j, first))
 
 
-def _tail(plans: Sequence, first: int, frames: int) -> tuple[tuple[int, ...], int]:
-    """The segments from ``first`` on that hold the next ``frames`` output frames, and how many there are
-    (fewer when the song ends first)."""
-    seg, n = [], 0
+def _tail(plans: Sequence, first: int, frames: int) -> tuple[tuple[int, ...], int, int]:
+    """The segments from ``first`` on that hold the next ``frames`` output frames, how many there are
+    (fewer when the song ends first) and the iterations that make them (the last segment is cut
+    after the iteration of the last frame it lends)."""
+    seg, n, its = [], 0, 0
     for p in plans[first:]:
         if n >= frames:
             break
         seg.append(p.index)
-        n += len(p.frames)
-    return tuple(seg), min(n, frames)
+        take = min(len(p.frames), frames - n)
+        its += p.frame_iteration[take - 1] + 1 if take < len(p.frames) else p.iterations
+        n += take
+    return tuple(seg), n, its
 
 
 def plan_chunks(plans: Sequence, *, min_chunk_s: float, warmup_s: float = 0.0,
@@ -115,11 +119,12 @@ def plan_chunks(plans: Sequence, *, min_chunk_s: float, warmup_s: float = 0.0,
     for k, first in enumerate(starts):
         last = (starts[k + 1] if k + 1 < len(starts) else len(plans)) - 1
         segs = plans[first:last + 1]
-        tail, fade = _tail(plans, last + 1, fade_frames) if k + 1 < len(starts) and fade_frames else ((), 0)
+        tail, fade, tail_its = _tail(plans, last + 1, fade_frames) if k + 1 < len(starts) and fade_frames \
+            else ((), 0, 0)
         chunks.append(ChunkPlan(
             index=k, first=first, last=last, start_s=plans[first].start_s, end_s=plans[last].end_s,
             frames=sum(len(p.frames) for p in segs), iterations=sum(p.iterations for p in segs),
-            warmup=_warmup(plans, first, warmup_s), tail=tail, fade_frames=fade))
+            warmup=_warmup(plans, first, warmup_s), tail=tail, fade_frames=fade, tail_iterations=tail_its))
     return chunks
 
 

@@ -394,7 +394,7 @@ def render_on_ray(audio_path: str | Path, out_path: str | Path, *, settings, rec
         for c in todo
     }
     # the bar counts every iteration a worker runs, warm-ups included
-    its = {c.index: c.iterations + sum(plans[i].iterations for i in (*c.warmup, *c.tail)) for c in chunks}
+    its = {c.index: c.iterations + c.tail_iterations + sum(plans[i].iterations for i in c.warmup) for c in chunks}
     bar_start = sum(its[i] for i in done)
     bar = _bar(sum(its.values()), bar_start, "render (ray)", progress)
     fresh: list[dict] = []

@@ -88,7 +88,9 @@ def main() -> int:
         one = render(wav, Path(tmp) / "one.mp4", settings=settings, models=load_models(args.models, device="cpu"),
                      cues=cues, progress=False)
         report["runs"]["single_machine"] = {"wall_s": time.perf_counter() - t0, "frames": one.frames}
-        chunks = plan_chunks(one.plans, min_chunk_s=args.chunk_min_s, warmup_s=args.warmup_s)
+        rs = settings.preset.render
+        chunks = plan_chunks(one.plans, min_chunk_s=args.chunk_min_s, warmup_s=args.warmup_s,
+                             fade_frames=int(round(rs.seam_fade_s * rs.fps)))
         starts = [sum(c.frames for c in chunks[:k]) for k in range(1, len(chunks))]
         report["chunks"] = [c.describe() for c in chunks]
         report["runs"]["single_machine"]["seams_at_chunk_starts"] = seams_in_video(one.out_path, starts)

@@ -66,7 +66,7 @@ def main() -> int:
         _, plans, _ = song_plan(y, sr, settings=settings, cues=cues)
         t0 = time.perf_counter()
         one = render(wav, Path(tmp) / "one.mp4", settings=settings, models=models, cues=cues, progress=False)
-        chunks = plan_chunks(plans, min_chunk_s=args.chunk_min_s)
+        chunks = plan_chunks(plans, min_chunk_s=args.chunk_min_s, fade_frames=fade_frames)
         starts = [sum(c.frames for c in chunks[:k]) for k in range(1, len(chunks))]
         report["chunks"] = [c.describe() for c in chunks]
         report["single_machine"] = {"wall_s": time.perf_counter() - t0,

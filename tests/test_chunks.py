@@ -61,6 +61,8 @@ def test_each_chunk_but_the_last_has_a_tail_into_the_next_for_the_crossfade():
     chunks = plan_chunks(plans, min_chunk_s=3.0, fade_frames=12)
     # 12 frames from the next chunk's start: its first segment (10 frames) and 2 of the second
     assert [(c.tail, c.fade_frames) for c in chunks] == [((3, 4), 12), ((6, 7), 12), ((), 0)]
+    # segment 3 whole (5 iterations), segment 4 up to the iteration of its 2nd frame
+    assert [c.tail_iterations for c in chunks] == [5 + plans[4].frame_iteration[1] + 1] * 2 + [0]
     assert [(c.tail, c.fade_frames) for c in plan_chunks(plans, min_chunk_s=3.0, fade_frames=5)][:2] == \
         [((3,), 5), ((6,), 5)]
     assert all(c.tail == () and c.fade_frames == 0 for c in plan_chunks(plans, min_chunk_s=3.0))

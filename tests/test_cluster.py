@@ -104,6 +104,9 @@ def test_two_chunk_render_equals_the_single_machine_plan(ray_cluster, song, tiny
     assert all(w["model_loads"] == 1 for w in c["workers"]) and sum(w["tasks"] for w in c["workers"]) == 2
     seams = c["seams"]
     assert len(seams["boundaries"]) == 1 and seams["boundary_mean"] > 0 and seams["within_mean"] > 0
+    # the default 1-s crossfade: chunk 0 ran on into chunk 1 for 10 frames (10 fps), dissolved in the MP4
+    assert seams["faded"] and len(seams["fade_steps"][0]) == 11 and len(seams["boundaries_raw"]) == 1
+    assert c["chunks"][0]["fade_frames"] == 10 and c["chunks"][0]["tail_iterations"] > 0
     assert not (tmp_path / "ray.mp4.m2v-work").exists()
 
 
