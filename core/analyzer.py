@@ -154,9 +154,10 @@ class BandFlux:
       a floor margin of ``high_margin_db`` instead of ``floor_margin_db``.  A hi-hat or
       a ride in a dense mix rises a few dB in the high bands alone, where noise sits; in
       the mean over all bands the low bins' noise drowns it (in the 24 dB mix of the
-      corpus's ``tune`` split the first function alone found 46 % of the hats).  A band
-      of several bins fluctuates less in noise than a single bin, so it takes a smaller
-      margin.
+      corpus's ``tune`` split the first function alone found 46 % of the hats, both 71 %).
+      A band of several bins fluctuates less in noise than a single bin, so it takes a
+      smaller margin; below 4 dB the noise's ripple fires it (clicks in white noise at
+      10 dB SNR: precision 0.82 with 3 dB, 0.92 with 4 dB, as without this function).
 
     A frame is an onset when either function's value is a local maximum (above the
     three frames before it and the one after it: one frame of look-ahead) and exceeds the
@@ -177,7 +178,7 @@ class BandFlux:
     def __init__(self, *, n_bins: int, bin_hz: float, fine_max_hz: float = 4100.0, max_hz: float = 17200.0,
                  n_bands: int = 64, threshold: float = 0.3, range_db: float = 70.0, floor_margin_db: float = 6.0,
                  floor_rise_db: float = 0.1, median_frames: int = 10, min_ioi_frames: int = 1,
-                 min_relative: float = 0.05, high_margin_db: float = 3.0) -> None:
+                 min_relative: float = 0.05, high_margin_db: float = 4.0) -> None:
         max_bin = min(int(max_hz / bin_hz), n_bins - 1)
         fine_bins = max(1, min(int(fine_max_hz / bin_hz), max_bin - n_bands))
         # Bins 1 .. fine_bins-1 alone, then n_bands equal bands up to max_bin; DC left out.
