@@ -133,18 +133,26 @@ def score(truth: np.ndarray, times: np.ndarray, emitted: np.ndarray) -> dict:
     }
 
 
-def cost(*, sr: int, hop: int, method: str, duration_s: float, block: int = 512, repeats: int = 3) -> dict:
-    y, _ = generate_demo_song(duration_s=duration_s, sr=sr)
-    best = float("inf")
-    for _ in range(repeats):  # best of N: the machine's other load is not the analyzer's cost
-        analyzer = StreamingAnalyzer(sr=sr, hop=hop, **setting_kwargs(method))
-        analyzer.warmup()
-        t0 = time.process_time()
-        for start in range(0, y.size, block):
-            analyzer.process(y[start : start + block])
-        best = min(best, time.process_time() - t0)
-    n_hops = y.size // hop
-    return {"fraction_of_realtime": best / duration_s, "us_per_hop": best / n_hops * 1e6}
+def costs(configs: list[tuple[str, int, int]], *, duration_s: float, block: int = 512, repeats: int = 5
+          ) -> list[dict]:
+    """CPU time per second of audio for each (method, sr, hop), fed in sound-card-sized blocks.
+
+    Best of ``repeats``, taken in rounds over all the configurations (not all repeats of one, then the
+    next), so a spell of load from other processes on a shared machine does not fall on one setting.
+    """
+    songs = {sr: generate_demo_song(duration_s=duration_s, sr=sr)[0] for _, sr, _ in configs}
+    best = [float("inf")] * len(configs)
+    for _ in range(repeats):
+        for i, (method, sr, hop) in enumerate(configs):
+            y = songs[sr]
+            analyzer = StreamingAnalyzer(sr=sr, hop=hop, **setting_kwargs(method))
+            analyzer.warmup()
+            t0 = time.process_time()
+            for start in range(0, y.size, block):
+                analyzer.process(y[start : start + block])
+            best[i] = min(best[i], time.process_time() - t0)
+    return [{"method": method, "sr": sr, "hop": hop, "fraction_of_realtime": b / duration_s,
+             "us_per_hop": b / (songs[sr].size // hop) * 1e6} for (method, sr, hop), b in zip(configs, best)]
 
 
 def load_corpus(path: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
@@ -319,12 +327,8 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append({"method": method, "hop": hop, "material": name, "kind": kind,
                                  "snr_db": snr, **score(truth, times, emitted)})
 
-    costs = []
-    for method in args.methods:
-        for sr in sorted({args.sr, 44100}):
-            for hop in args.hops:
-                costs.append({"method": method, "sr": sr, "hop": hop,
-                              **cost(sr=sr, hop=hop, method=method, duration_s=min(60.0, 2 * args.duration))})
+    cost_rows = costs([(method, sr, hop) for method in args.methods for sr in sorted({args.sr, 44100})
+                       for hop in args.hops], duration_s=min(20.0, args.duration))
 
     summary = {}
     for method in args.methods:
@@ -337,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                 "f_soft_min": min(r["f"] for r in soft),
                 "delay_p95_ms_percussive_max": float(np.nanmax([r["delay_p95_ms"] for r in perc])),
                 "delay_p95_ms_soft_max": float(np.nanmax([r["delay_p95_ms"] for r in soft])),
-                "cost_fraction_max": max(c["fraction_of_realtime"] for c in costs
+                "cost_fraction_max": max(c["fraction_of_realtime"] for c in cost_rows
                                          if c["method"] == method and c["hop"] == hop),
             }
 
@@ -349,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         snr = "clean" if r["snr_db"] is None else f"{r['snr_db']:.0f}"
         print(f"{r['method']:14} {r['hop']:>4} {r['material']:26} {snr:>5} {r['f']:6.3f} {r['precision']:6.3f} "
               f"{r['recall']:6.3f} {r['delay_mean_ms']:8.1f}ms {r['delay_p95_ms']:4.1f}ms {r['time_error_mean_ms']:4.1f}ms")
-    print("\nCost (process_time / audio time, 512-sample blocks, best of 3)")
-    for c in costs:
+    print("\nCost (process_time / audio time, 512-sample blocks, best of 5 rounds over all settings)")
+    for c in cost_rows:
         print(f"{c['method']:14} {c['sr']:>6} Hz hop {c['hop']:>4}: {c['fraction_of_realtime'] * 100:5.2f}% of one core "
               f"({c['us_per_hop']:.0f} us/hop)")
     print("\nSummary (worst case over materials and noise levels) vs targets "
@@ -374,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                     "processor": platform.processor() or platform.machine()},
         "settings": {"sr": args.sr, "hops": args.hops, "methods": args.methods, "snrs_db": args.snrs,
                      "duration_s": args.duration, "window_s": WINDOW_S},
-        "targets": TARGETS, "summary": summary, "onsets": rows, "cost": costs,
+        "targets": TARGETS, "summary": summary, "onsets": rows, "cost": cost_rows,
         "settings_kwargs": {m: setting_kwargs(m) for m in args.methods},
         "presets_same_as_default": same_as_default,
         "corpus": {"path": str(args.corpus), "summary": corpus_summary, "onsets": corpus_rows,
