@@ -31,6 +31,9 @@ __all__ = ["AdaptiveNormalizer", "BandFlux", "StreamingAnalyzer", "ONSET_METHODS
 
 log = logging.getLogger(__name__)
 
+# The band flux's single bins below this come from the long window (pitch resolution for legato steps).
+LONG_MAX_HZ = 2000.0
+
 # "flux" is BandFlux below; the others are aubio's onset detection functions (see aubio's `onset` docs).
 ONSET_METHODS = AUBIO_ONSET_METHODS
 
@@ -185,7 +188,7 @@ class BandFlux:
                  n_bands: int = 64, threshold: float = 0.3, range_db: float = 70.0, floor_margin_db: float = 6.0,
                  floor_rise_db: float = 0.1, median_frames: int = 10, min_ioi_frames: int = 1,
                  min_relative: float = 0.05, high_margin_db: float = 4.0, n_long_bins: int = 0,
-                 long_bin_hz: float = 0.0, long_max_hz: float = 2000.0) -> None:
+                 long_bin_hz: float = 0.0, long_max_hz: float = LONG_MAX_HZ) -> None:
         max_bin = min(int(max_hz / bin_hz), n_bins - 1)
         fine_bins = max(1, min(int(fine_max_hz / bin_hz), max_bin - n_bands))
         # Short-spectrum bins first_bin .. fine_bins-1 alone, then n_bands equal bands up to max_bin; DC left out.
@@ -258,9 +261,10 @@ class BandFlux:
         bands *= 10.0
         if self._prev is None:
             self._prev, self._floor = bands.copy(), bands.copy()
-        ref = self._ref
-        ref[1:-1] = np.maximum(np.maximum(self._prev[:-2], self._prev[1:-1]), self._prev[2:])
-        ref[0], ref[-1] = max(self._prev[0], self._prev[1]), max(self._prev[-1], self._prev[-2])
+        ref, prev = self._ref, self._prev
+        np.maximum(prev[:-2], prev[1:-1], out=ref[1:-1])
+        np.maximum(ref[1:-1], prev[2:], out=ref[1:-1])
+        ref[0], ref[-1] = max(prev[0], prev[1]), max(prev[-1], prev[-2])
         hi = self._high
         np.add(self._floor[hi], self.high_margin_db, out=self._ref_high)
         np.maximum(self._ref_high, ref[hi], out=self._ref_high)
@@ -268,7 +272,8 @@ class BandFlux:
         np.maximum(self._rise_high, 0.0, out=self._rise_high)
         self.high_value = float(np.add.reduce(self._rise_high)) * self._inv_n_high  # np.add.reduce: mean()'s
         # Python overhead is several us a call, a real share of the per-hop budget
-        np.maximum(ref, self._floor + self.floor_margin_db, out=ref)
+        np.add(self._floor, self.floor_margin_db, out=self._diff)  # _diff is free until the floor update
+        np.maximum(ref, self._diff, out=ref)
         np.subtract(bands, ref, out=self._rise)
         np.maximum(self._rise, 0.0, out=self._rise)
         self.value = float(np.add.reduce(self._rise)) * self._inv_n
@@ -394,8 +399,10 @@ class StreamingAnalyzer:
             self._long_window = np.concatenate([np.hanning(2 * (self.n_long - fall))[: self.n_long - fall],
                                                 np.hanning(2 * fall)[fall:]]).astype(np.float32)
             self._long_windowed = np.zeros(self.n_long, dtype=np.float32)
-            self._long_power = np.zeros(self.n_long // 2 + 1, dtype=np.float32)
-            self._long_imag_sq = np.zeros(self.n_long // 2 + 1, dtype=np.float32)
+            # Only the bins the band flux reads (below LONG_MAX_HZ): ~190 of 2049.
+            self._n_long_used = int(LONG_MAX_HZ / (self.sr / self.n_long)) + 1
+            self._long_power = np.zeros(self._n_long_used, dtype=np.float32)
+            self._long_imag_sq = np.zeros(self._n_long_used, dtype=np.float32)
             # Broadband noise reads the same per bin in both spectra, so the noise floors and the range
             # below the loudest band treat the long bins like the others (a sine reads 6 dB higher there).
             self._long_power_scale = np.float32(self._power_scale * float(np.sum(self._window.astype(np.float64) ** 2))
@@ -572,6 +579,7 @@ class StreamingAnalyzer:
         if self._flux is not None:
             np.multiply(frame, self._long_window, out=self._long_windowed)
             spec = scipy.fft.rfft(self._long_windowed)
+            spec = spec[: self._n_long_used]
             np.multiply(spec.real, spec.real, out=self._long_power)
             np.multiply(spec.imag, spec.imag, out=self._long_imag_sq)
             self._long_power += self._long_imag_sq
