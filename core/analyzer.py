@@ -194,7 +194,7 @@ class BandFlux:
         # Short-spectrum bins first_bin .. fine_bins-1 alone, then n_bands equal bands up to max_bin; DC left out.
         # Below first_bin, the long spectrum's bins 1 .. n_long_fine alone (none without a long spectrum).
         self._n_long_fine = max(0, int(long_max_hz / long_bin_hz) - 1) if n_long_bins else 0
-        first_bin = int(math.ceil(long_max_hz / bin_hz)) if n_long_bins else 1
+        first_bin = math.ceil(long_max_hz / bin_hz) if n_long_bins else 1
         edges = np.concatenate([np.arange(first_bin, fine_bins),
                                 np.linspace(fine_bins, max_bin, n_bands + 1)]).astype(int)
         n_wide, n_short = n_bands, edges.size - 1
@@ -242,8 +242,11 @@ class BandFlux:
         odf[:-1] = odf[1:]  # odf[-1] is this frame, odf[-2] the candidate
         odf[-1] = value
         c = odf[-2]
-        return bool(c >= odf[-1] and c > odf[-3] and c >= odf[-5:-2].max() and self._frames > len(odf)
-                    and c > float(np.median(odf[:-2])) + self.MEAN_FACTOR * float(np.add.reduce(odf[:-2])) / (len(odf) - 2) + self.threshold)
+        if not (c >= odf[-1] and c > odf[-3] and c >= odf[-5:-2].max() and self._frames > len(odf)):
+            return False
+        past = odf[:-2]
+        return bool(c > float(np.median(past)) + self.MEAN_FACTOR * float(np.add.reduce(past)) / past.size
+                    + self.threshold)
 
     def __call__(self, power: np.ndarray, long_power: np.ndarray | None = None) -> bool:
         """Feed one frame's power spectrum (and the long one, if built with ``n_long_bins``);
@@ -270,8 +273,8 @@ class BandFlux:
         np.maximum(self._ref_high, ref[hi], out=self._ref_high)
         np.subtract(bands[hi], self._ref_high, out=self._rise_high)
         np.maximum(self._rise_high, 0.0, out=self._rise_high)
-        self.high_value = float(np.add.reduce(self._rise_high)) * self._inv_n_high  # np.add.reduce: mean()'s
-        # Python overhead is several us a call, a real share of the per-hop budget
+        # Means as np.add.reduce: ndarray.mean()'s Python overhead is several us a call, a real share of a hop.
+        self.high_value = float(np.add.reduce(self._rise_high)) * self._inv_n_high
         np.add(self._floor, self.floor_margin_db, out=self._diff)  # _diff is free until the floor update
         np.maximum(ref, self._diff, out=ref)
         np.subtract(bands, ref, out=self._rise)
@@ -369,7 +372,7 @@ class StreamingAnalyzer:
         # The long window of the band flux's low bins: ~93 ms (4096 samples at 44.1 / 48 kHz) for
         # pitch resolution, asymmetric (a long rise, a fall over the last n_fft/2 samples) so its
         # weight peaks where the short window's does and a new note shows as soon as in the short one.
-        self.n_long = max(2 * self.n_fft, 1 << int(round(math.log2(0.093 * self.sr)))) \
+        self.n_long = max(2 * self.n_fft, 1 << round(math.log2(0.093 * self.sr))) \
             if onset_method == "flux" else self.n_fft
         self._frame = np.zeros(self.n_long, dtype=np.float32)  # sliding window: the newest n_long samples
         self._windowed = np.zeros(self.n_fft, dtype=np.float32)

@@ -205,7 +205,8 @@ def live_vs_analyze(wav: Path, truth: np.ndarray, *, hop: int = 256) -> dict:
         warnings.simplefilter("ignore")
         f_analyze = mir_eval.onset.f_measure(truth, analyzed, window=WINDOW_S)[0]
         f_live = mir_eval.onset.f_measure(truth, live, window=WINDOW_S)[0]
-    return {"f_analyze": float(f_analyze), "f_live": float(f_live), "samples_lost": int(worker.counters["samples_lost"])}
+    return {"f_analyze": float(f_analyze), "f_live": float(f_live),
+            "samples_lost": int(worker.counters["samples_lost"])}
 
 
 def score_beats(truth: np.ndarray, beats: list) -> dict:
