@@ -29,8 +29,9 @@ def test_click_onsets_at_known_times(sr, hop):
     y, truth = generate_click_track(bpm=120, duration_s=8.0, sr=sr)
     found = _onsets(_run(StreamingAnalyzer(sr=sr, hop=hop), y, [1024]))
     assert found.size == truth.size, (found, truth)
-    # 10 ms (12 at hop 512, whose 11.6 ms grid bounds the stamp): well inside a video frame.
-    np.testing.assert_allclose(found, truth, atol=0.010 if hop == 256 else 0.012)
+    # 10 ms (13 at hop 512, whose 11.6 ms grid bounds the stamp, and a click right at a hop boundary can
+    # peak in the band flux's long window one frame early: 12.7 ms at 44.1 kHz): well inside a video frame.
+    np.testing.assert_allclose(found, truth, atol=0.010 if hop == 256 else 0.013)
 
 
 def test_block_size_does_not_change_results(rng):
@@ -232,3 +233,81 @@ def test_flux_rarely_fires_on_steady_noise_and_a_steady_tone():
     # White noise at -26 dBFS has no onsets; its ripple crosses the threshold now and then
     # (scripts/bench_audio.py trades this against recall in noisy mixes).
     assert found.size <= 2
+
+
+def _soft_hats_over_a_chord_in_noise(rng, *, sr: int, duration_s: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Soft hi-hat-like bursts (6-16 kHz noise, 15 ms decay) every 250 ms over a held low chord
+    (three sines at -20 dBFS each) in white noise at -40 dBFS: the hats rise a few dB above the
+    noise in the high bands only."""
+    n = int(duration_s * sr)
+    t = np.arange(n) / sr
+    y = 0.01 * rng.standard_normal(n) + sum(0.1 * np.sin(2 * np.pi * f0 * t) for f0 in (110.0, 165.0, 220.0))
+    times = np.arange(0.5, duration_s - 0.5, 0.25)
+    burst_n = int(0.05 * sr)
+    freqs = np.fft.rfftfreq(burst_n, 1 / sr)
+    band = (freqs > 6000) & (freqs < 16000)
+    env = np.exp(-np.arange(burst_n) / (0.015 * sr))
+    for onset_s in times:
+        spec = np.fft.rfft(rng.standard_normal(burst_n)) * band
+        burst = np.fft.irfft(spec, burst_n)
+        burst *= 0.013 / burst.std()
+        i = int(onset_s * sr)
+        y[i : i + burst_n] += burst * env
+    return y.astype(np.float32), times
+
+
+def test_soft_hats_in_noise_are_found_by_the_high_band_function(rng):
+    sr = 44100
+    y, truth = _soft_hats_over_a_chord_in_noise(rng, sr=sr)
+    found = _onsets(_run(StreamingAnalyzer(sr=sr), y, [512]))
+    matched = [np.min(np.abs(found - t)) <= 0.05 for t in truth]
+    # Precision ~0.9: the noise's ripple in the high bands crosses the threshold now and then.
+    assert np.mean(matched) >= 0.95 and found.size <= 1.15 * truth.size
+    # The mean rise over all bands alone (the default before the high-band function) misses most of
+    # them: the bins below 4.1 kHz hold only the chord and the noise, and dilute the hats' rise.
+    all_bands = StreamingAnalyzer(sr=sr)
+    all_bands._flux.high_margin_db = 1e3  # the high-band function never rises
+    found = _onsets(_run(all_bands, y, [512]))
+    assert np.mean([np.min(np.abs(found - t)) <= 0.05 for t in truth] if found.size else [0.0]) <= 0.5
+
+
+def _legato_semitones(rng, *, sr: int, duration_s: float = 12.0, step_s: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """A bowed-like voice (6 harmonics, 5.5 Hz vibrato) stepping a semitone up or down every 0.5 s between
+    G3 and G4, legato: each note rises over 30 ms while the previous one dies away over 80 ms, over two
+    held low notes.  No attack stands out; the onset is the change of pitch (12-23 Hz, under one bin
+    of a 23 ms window)."""
+    n = int(duration_s * sr)
+    t = np.arange(n) / sr
+    vibrato = 0.003 * np.sin(2 * np.pi * 5.5 * t) * 2 * np.pi / 5.5  # +-0.3 % of the frequency, as phase per Hz
+
+    def voice(f0: float, phase_t: np.ndarray, gain: float) -> np.ndarray:
+        phase = 2 * np.pi * f0 * phase_t + vibrato * f0
+        return sum(gain / h * np.sin(h * phase) for h in range(1, 7))
+
+    y = voice(98.0, t, 0.08) + voice(146.8, t, 0.08)
+    times = np.arange(0.5, duration_s - 0.5, step_s)
+    midi = 61
+    for onset_s in times:
+        midi = int(np.clip(midi + rng.choice([-1, 1]), 55, 67))
+        env = np.clip((t - onset_s) / 0.03, 0.0, 1.0)
+        env *= np.where(t < onset_s + step_s, 1.0, np.exp(-(t - onset_s - step_s) / 0.08))
+        y += env * voice(440.0 * 2 ** ((midi - 69) / 12), t - onset_s, 0.1)
+    return (0.5 * y / np.abs(y).max()).astype(np.float32), times
+
+
+def test_legato_semitone_steps_are_found_through_the_long_window(rng):
+    from core.analyzer import BandFlux
+
+    sr = 44100
+    y, truth = _legato_semitones(rng, sr=sr)
+    found = _onsets(_run(StreamingAnalyzer(sr=sr), y, [512]))
+    matched = [np.min(np.abs(found - t)) <= 0.05 for t in truth]
+    # This seed's walk: all 22 found.  Other walks find 64-100 % (seeds 0-3): steps low in the range,
+    # where a semitone is 12 Hz, are still missed at times; the short bins alone find 5-9 % of each.
+    assert np.mean(matched) >= 0.85 and found.size <= truth.size + 1
+    # With the short window's bins alone (the default before the long window) the steps are not rises:
+    # the new pitch sits within the max filter's reach of the old one.
+    short = StreamingAnalyzer(sr=sr)
+    short._flux = BandFlux(n_bins=short.n_fft // 2 + 1, bin_hz=sr / short.n_fft, min_ioi_frames=short._ioi_frames())
+    found = _onsets(_run(short, y, [512]))
+    assert (np.mean([np.min(np.abs(found - t)) <= 0.05 for t in truth]) if found.size else 0.0) <= 0.3
