@@ -17,6 +17,9 @@ Sections (each judged by :mod:`core.judge`, never by a model):
   (the paper's Eq. 2): mean frame-to-frame change at segment boundaries and
   within segments (the paper's consistency claim, reported whichever way it
   comes out), and how the lyric's colour shows across its segment and the next.
+* ``recon``: how faithfully the picture space holds the world: toy-world pictures
+  of every colour x shape through the VQGAN's encoder, quantizer and decoder,
+  judged like the guided frames (no guidance involved).
 * ``presets``: each shipped preset's ``[guidance]`` settings (cutouts, cutout
   sizes, augmentations, lr) at 64 px: steps and seconds until the judge first
   accepts the colour, and colour + shape (median, p90; misses counted).
@@ -42,6 +45,7 @@ log = logging.getLogger("bench_guidance")
 SIZE = 64
 STEPS = 60
 AUDIO_SEED = 90_000  # far from the trainer's streams: renderings it never drew
+RECON_SEED = 80_000  # pictures drawn apart from the trainer's streams
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -201,6 +205,38 @@ def bench_render(models, preset, *, workdir: Path) -> dict:
     return out
 
 
+def bench_recon(models, *, per_prompt: int = 2) -> dict:
+    """The judge on the VQGAN's own reconstructions of toy-world pictures (no guidance involved)."""
+    import torch
+
+    from core import judge, toyworld as W
+
+    vq = models.vqgan
+    rng = np.random.default_rng(RECON_SEED)
+    rows = []
+    for scene in W.all_prompts():
+        for _ in range(per_prompt):
+            picture = W.random_scene(rng, colour=scene.colour, shape=scene.shape)
+            img = W.draw(picture, size=SIZE, rng=rng)
+            x = torch.from_numpy(img).permute(2, 0, 1)[None].float().to(models.device) / 127.5 - 1
+            with torch.no_grad():
+                z_q, _, _ = vq.quantize(vq.encode(x))
+                y = vq.decode(z_q)[0].clamp(-1, 1)
+            out = ((y.permute(1, 2, 0) + 1) * 127.5).round().byte().cpu().numpy()
+            r = judge.read(out)
+            rows.append({"picture": picture.caption(), "read": f"{r.colour} {r.shape} on {r.background}",
+                         "colour_ok": bool(picture.colour in r.top_colours(2)
+                                           and r.shares.get(picture.colour, 0) >= 0.1),
+                         "shape_ok": r.shape == picture.shape,
+                         "l1": float(np.abs(out.astype(np.float32) - img).mean() / 255)})
+    n = len(rows)
+    by_shape = {sh: sum(r["shape_ok"] for r in rows if r["picture"].split(" on ")[0].endswith(sh)) /
+                max(1, sum(r["picture"].split(" on ")[0].endswith(sh) for r in rows)) for sh in W.SHAPES}
+    return {"pictures": n, "colour_agree": sum(r["colour_ok"] for r in rows) / n,
+            "shape_agree": sum(r["shape_ok"] for r in rows) / n, "shape_agree_by_shape": by_shape,
+            "l1_mean": float(np.mean([r["l1"] for r in rows])), "rows": rows}
+
+
 def bench_presets(models, encoders, *, prompts: int, max_steps: int) -> dict:
     from core.presets import list_presets, load_preset
     from core.targets import Target
@@ -235,8 +271,8 @@ def bench_presets(models, encoders, *, prompts: int, max_steps: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sections", nargs="+", default=["text", "audio", "render", "presets"],
-                   choices=("text", "audio", "render", "presets"))
+    p.add_argument("--sections", nargs="+", default=["recon", "text", "audio", "render", "presets"],
+                   choices=("recon", "text", "audio", "render", "presets"))
     p.add_argument("--prompts", type=int, default=None, help="text prompts (default: all 60)")
     p.add_argument("--per-class", type=int, default=5, help="held-back renderings per sound class")
     p.add_argument("--preset-prompts", type=int, default=12, help="prompts per preset in the presets section")
@@ -266,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 
+    if "recon" in args.sections:
+        result["recon"] = bench_recon(models)
+        save()
     if "text" in args.sections:
         result["text"] = bench_text(models, encoders, preset, prompts=args.prompts, steps=STEPS)
         save()
@@ -282,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         result["presets"] = bench_presets(models, encoders, prompts=args.preset_prompts,
                                           max_steps=args.preset_max_steps)
     save()
+    if "recon" in result:
+        c = result["recon"]
+        print(f"recon (the VQGAN's reconstructions): colour {c['colour_agree']:.0%}, shape {c['shape_agree']:.0%} "
+              f"of {c['pictures']} pictures")
     for sec in ("text", "audio"):
         if sec in result:
             r = result[sec]

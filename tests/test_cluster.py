@@ -167,6 +167,26 @@ def test_cli_batch_renders_two_songs_on_the_cluster(ray_cluster, tiny, tmp_path)
     assert "2 worker(s)" in proc.stdout or "1 worker(s)" in proc.stdout
 
 
+@pytest.mark.slow
+def test_cli_ray_flags_reach_the_split_render(ray_cluster, song, tiny, tmp_path):
+    """--chunk-min-s, --warmup-s and --seam-fade-s as a user types them: 2 chunks, a 1-s warm-up, a 5-frame fade."""
+    audio, lyrics = song
+    out = tmp_path / "v.mp4"
+    proc = subprocess.run(
+        [sys.executable, "-m", "live.cli", "render", str(audio), "--lyrics", str(lyrics), "--out", str(out),
+         "--ray", ray_cluster, "--models", tiny.files_root, "--offline", "--preset", "tiny", "--size", "64",
+         "--fps", "10", "--min-ips", "2", "--max-ips", "4", "--cutouts", "1", "--no-progress",
+         "--chunk-min-s", "1.5", "--warmup-s", "1", "--seam-fade-s", "0.5"],
+        cwd=REPO, env={**os.environ, "M2V_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    c = json.loads(out.with_suffix(".json").read_text())["cluster"]
+    assert len(c["chunks"]) == 2 and c["chunks"][0]["fade_frames"] == 5 and c["chunks"][1]["warmup_segments"]
+    assert len(c["seams"]["fade_steps"][0]) == 6
+    assert "per frame across the crossfades (hard cuts:" in proc.stdout
+    assert int(_ffprobe(out)["video"]["nb_read_frames"]) == 40
+
+
 def test_cli_missing_cluster_address_fails_fast(song, tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'm2v[ray]')")
     audio, _ = song

@@ -138,7 +138,10 @@ def _run_ray(args, preset, settings, out, cues) -> int:
     print(f"wrote {result.out_path} ({result.frames} frames, {len(result.chunks)} chunks, "
           f"{result.resumed_chunks} resumed) and {result.sidecar_path}")
     if s["boundaries"]:
-        print(f"seams: change across chunk boundaries {s['boundary_mean']:.2f} vs {s['within_mean']:.2f} inside "
+        faded = s.get("faded") and any(s["fade_steps"])
+        how = (f"per frame across the crossfades (hard cuts: {sum(s['boundaries_raw']) / len(s['boundaries_raw']):.2f})"
+               if faded else "across chunk boundaries")
+        print(f"seams: change {how} {s['boundary_mean']:.2f} vs {s['within_mean']:.2f} inside "
               f"chunks ({s['ratio']:.2f}x; target <= {s['target_ratio']}x)")
     print(format_summary(result.workers, wall_s=result.wall_s))
     return 0
