@@ -96,6 +96,8 @@ REWRITES = (
          "a few seconds of song"),
     Rule(r"scripts/bench_outputs\.py", r"$", " --seconds 0.2 --repeats 1 --out {tmp}/bench.json",
          "0.2 s per measurement, one run of each display case"),
+    Rule(r"scripts/bench_smoke\.py", r"$", " --duration 4 --cue-at 2 --json {tmp}/bench.json",
+         "4 s of the smoke run, the cue at 2 s"),
     Rule(r"scripts/bench_render\.py", r"$", f" --seconds {SHORT_S} --preview --json {{tmp}}/bench.json",
          "a few seconds of the loop, preview settings"),
 )
@@ -103,7 +105,7 @@ REWRITES = (
 # Runnable commands that cannot run here; their m2v parts are still parsed.
 NOT_HERE = (
     (r"scripts/setup\.sh", "the setup command: installs system packages; CI runs it itself (.ci/run)"),
-    (r"scripts/train_toy\.py", "a full training run of the toy set (about an hour on 2 CPU cores)"),
+    (r"scripts/train_toy\.py", "a full training run of the toy set (about 18 min on 2 CPU cores)"),
     (r"^m2v live\b.*--midi\b", "needs a MIDI system (the ALSA sequencer, or a running JACK server); "
      "tests/test_midi_live.py plays m2v live from a controller on a JACK dummy server"),
     (r"scripts/make_onset_corpus\.py", "needs fluidsynth and the FluidR3 GM SoundFont, which the test setup "
