@@ -25,7 +25,7 @@ from core import judge, toyworld as W
 
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = [("kick", 10.0), ("chord", 10.0), ("bass", 12.0)]
-CUE = "a yellow square"
+CUE = "a green triangle"  # no section is green, so green comes from the cue
 CUE_AFTER_S = 23.0  # into the bass section, after its colour has had time to show
 
 
@@ -95,9 +95,9 @@ def _colour_share_ok(frames, t0: float, t1: float, colour: str) -> float:
 def test_picture_follows_the_first_section(toy_run):
     """The kick section (onsets every beat) turns the picture red.
 
-    Later sections are not asserted: the director swaps targets on onsets only, so the
-    sustained chord and bass sections (no onsets) keep the kick's target, and at ~2-5 steps/s
-    on this CPU a colour change takes longer than a section (measured; see the issue note).
+    Later sections are not asserted: at ~2-5 steps/s on this CPU the picture follows the
+    sections about one section late (results/smoke_toy.json), so a section's colour can
+    arrive after it ends.
     """
     frames = toy_run["frames"]
     start, end, kind = toy_run["spans"][0]
@@ -110,7 +110,9 @@ def test_lyric_cue_is_applied_and_judged(toy_run):
     swap = [t for t in s["target_swaps"] if t["kind"] == "lyric" and t["text"] == CUE]
     assert swap, s["target_swaps"]
     vis = s["cue_visible_ms"]
-    # The cue is either seen by the judge (with its latency) or counted as not visible by the end.
-    assert vis["count"] + vis["not_visible"] == 1
-    if vis["count"]:
-        assert vis["median"] > 0
+    assert vis["count"] == 1 and vis["not_visible"] == 0, vis
+    assert 0 < vis["median"] < 8000, vis  # seen within 8 s of its arrival (the README's smoke run: 1.1 s)
+    # ... and the recording shows it: green among the two largest colours on most frames of the
+    # cue's last 5 s (the file ends 9 s after the cue; "a yellow square" never showed in the smoke run).
+    frames, end = toy_run["frames"], toy_run["spans"][-1][1]
+    assert _colour_share_ok(frames, end - 5.0, end, "green") >= 0.6
