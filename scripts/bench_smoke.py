@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import av
 
-    from core import judge, toyworld as W
+    from core import judge
+    from core import toyworld as W
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="m2v-smoke-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -369,8 +369,12 @@ def main(argv: list[str] | None = None) -> int:
         iters = {"clip": 3, "vqgan": 3, "audio": 3}
     else:
         iters = {"clip": args.clip_iters, "vqgan": args.vqgan_iters, "audio": args.audio_iters}
-    cycles = [*args.vqgan_restarts, *([args.vqgan_full_iters] if args.vqgan_full_iters else [])]
-    iters.update({f"vqgan{k}": n for k, n in enumerate(cycles, start=2)})
+    # VQGAN cycles after the first, as (iterations, batch, crop side, learning rate): warm restarts
+    # on crops, then optionally one on whole pictures, at the frame size guidance uses.
+    cycles = [(n, 16, 24, args.vqgan_lr * 0.75) for n in args.vqgan_restarts]
+    if args.vqgan_full_iters:
+        cycles.append((args.vqgan_full_iters, args.vqgan_full_batch, IMAGE_SIZE, args.vqgan_lr * 0.5))
+    iters.update({f"vqgan{k}": c[0] for k, c in enumerate(cycles, start=2)})
     t0 = time.perf_counter()
     times: dict[str, float] = {}
 
@@ -407,16 +411,10 @@ def main(argv: list[str] | None = None) -> int:
         # --work, so cycles trained earlier (or beside another stage) are reused.
         model = stage("vqgan", toy.build_vqgan, lambda m, r: train_vqgan(
             m, iters=iters["vqgan"], batch=16, crop_px=24, rng=r, lr=args.vqgan_lr))
-        for k in range(2, 2 + len(args.vqgan_restarts)):
+        for k, (n, batch, crop, lr) in enumerate(cycles, start=2):
             prev = model
-            model = stage(f"vqgan{k}", lambda: prev, lambda m, r: train_vqgan(
-                m.train(), iters=iters[f"vqgan{k}"], batch=16, crop_px=24, rng=r, lr=args.vqgan_lr * 0.75,
-                warmup_frac=0.0))
-        if args.vqgan_full_iters:  # the last cycle on whole pictures, at the frame size guidance uses
-            prev, k = model, 2 + len(args.vqgan_restarts)
-            model = stage(f"vqgan{k}", lambda: prev, lambda m, r: train_vqgan(
-                m.train(), iters=iters[f"vqgan{k}"], batch=args.vqgan_full_batch, crop_px=IMAGE_SIZE, rng=r,
-                lr=args.vqgan_lr * 0.5, warmup_frac=0.0))
+            model = stage(f"vqgan{k}", lambda prev=prev: prev, lambda m, r, n=n, batch=batch, crop=crop, lr=lr: (
+                train_vqgan(m.train(), iters=n, batch=batch, crop_px=crop, rng=r, lr=lr, warmup_frac=0.0)))
         return model
 
     if args.stages == ["vqgan"]:
