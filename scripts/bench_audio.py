@@ -393,6 +393,17 @@ def recording_path(rec: dict, cache: Path | None) -> Path:
     return path
 
 
+def misses(truth: np.ndarray, times: np.ndarray) -> dict:
+    """The onsets not found and the detections that match none (mir_eval's matching), in seconds: few
+    enough on a hand-annotated recording to list and look at."""
+    import mir_eval
+
+    pairs = mir_eval.util.match_events(truth, times, WINDOW_S)
+    hit_true, hit_found = {i for i, _ in pairs}, {j for _, j in pairs}
+    return {"missed_s": [round(float(t), 3) for i, t in enumerate(truth) if i not in hit_true],
+            "false_s": [round(float(t), 3) for j, t in enumerate(times) if j not in hit_found]}
+
+
 def run_recordings(settings: list[str], *, hop: int = 256, cache: Path | None = RECORDINGS_CACHE
                    ) -> tuple[list[dict], dict[str, str]]:
     """F, P, R of each setting on each hand-checked recording that can be read here, and why the others
@@ -418,7 +429,7 @@ def run_recordings(settings: list[str], *, hop: int = 256, cache: Path | None = 
                 keep &= np.min(np.abs(times[:, None] - other[None, :]), axis=1) > WINDOW_S
             rows.append({"method": method, "hop": hop, "item": rec["name"], "sr": sr,
                          "duration_s": y.size / sr, "n_other": int(other.size),
-                         **score(truth, times[keep], emitted[keep])})
+                         **score(truth, times[keep], emitted[keep]), **misses(truth, times[keep])})
     return rows, skipped
 
 
