@@ -76,9 +76,11 @@ SHIPPED_PRESETS = ("ambient", "club", "cpu", "paper", "tiny", "toy")
 # moved to the steepest rise of a 5.8 ms RMS within 20 ms (shifts of 0-15 ms); fixed before any
 # setting was scored on them (held out: nothing is tuned on them).  Span: from after the stroke that
 # starts the file to before its end.
-# - loop_amen_full: the "Amen break", a drum kit played (kick, snare with ghost notes, ride, a cymbal that
-#   rings through the last beats), 6.9 s, 44.1 kHz stereo, 4 bars at ~140 BPM, loud and clipped; every stroke of kick,
-#   snare or ride (44; a stroke on several drums at once is one onset).
+# - loop_amen_full: the "Amen break" (a drum kit played: kick, snare with ghost notes, ride, a cymbal that
+#   rings through the last beats; sampled from The Winstons' 1969 record, marked CC0 by its freesound
+#   uploader: only read here, never redistributed), 6.9 s, 44.1 kHz stereo, 4 bars at ~140 BPM, loud and
+#   clipped; every stroke of kick, snare or ride (44; a stroke on several drums at once is one onset).
+#   Not a stroke: a faint rise of the 2-16 kHz energy (6 dB) at 3.49 s.
 # - loop_tabla: a tabla loop (bayan and dayan strokes, some with pitch bends that wobble the level but
 #   are not strokes), 10.7 s, 44.1 kHz stereo, a 5.3 s phrase played twice; 60 strokes, each also a
 #   rise of over 35 dB of the 2-16 kHz energy within 6 ms (none rises between 6 and 35 dB).

@@ -60,7 +60,8 @@ def test_an_npm_recording_is_packed_once_checked_and_read_from_the_cache(bench, 
     data = b"not really flac"
     src = _package(tmp_path, "package/samples/x.flac", data)
     # npm pack NAME@VERSION --pack-destination DIR --silent: writes DIR/NAME-VERSION.tgz
-    _fake_npm(tmp_path / "bin", f'[ "$1" = pack ] && [ "$2" = fake-samples@1.0.0 ] && /bin/cp {src} "$4/fake-samples-1.0.0.tgz"\n')
+    _fake_npm(tmp_path / "bin",
+              f'[ "$1" = pack ] && [ "$2" = fake-samples@1.0.0 ] && /bin/cp {src} "$4/fake-samples-1.0.0.tgz"\n')
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     cache = tmp_path / "cache"
     path = bench.recording_path(_rec(hashlib.sha256(src.read_bytes()).hexdigest()), cache)
