@@ -90,6 +90,42 @@ def test_a_stage_trains_the_same_alone_or_after_the_others(quick_set, tmp_path):
         assert torch.equal(alone[k], in_run[k]), k
 
 
+def test_the_robust_cycle_attacks_within_its_radius_and_its_stage_keys_the_audio(tmp_path):
+    """``--clip-robust-iters``: the L2 attack it trains against stays inside its radius and does raise the
+    shipped CLIP's loss; the cycle's file names its radius, and the audio encoder's names the CLIP it
+    learned from, so a later run never loads an audio encoder trained against another CLIP."""
+    import torch
+    import torch.nn.functional as F
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import train_toy as T
+    from core import compat
+
+    compat.ensure_vision()
+    import open_clip
+
+    clip = load_models("toy", device="cpu", offline=True, progress=False).clip.model.float().eval()
+    tok = open_clip.get_tokenizer("ViT-B-32", context_length=clip.context_length)
+    mean, std, size = T._clip_input(clip)
+    x, captions, _ = T.picture_batch(np.random.default_rng(0), 16, crop=(1.0, 1.0), out=size, degrade=False)
+    with torch.no_grad():
+        txt = F.normalize(clip.encode_text(tok(captions)), dim=-1)
+    scale = clip.logit_scale.exp().clamp(max=100).detach()
+    delta = T._l2_attack(clip, x, txt, captions, scale, mean=mean, std=std, eps=2.0, steps=4,
+                         gen=torch.Generator().manual_seed(0))
+    assert float(delta.flatten(1).norm(dim=1).max()) <= 2.0 + 1e-4
+    assert float((x + delta).min()) >= 0.0 and float((x + delta).max()) <= 1.0
+    with torch.no_grad():
+        clean = T._contrastive(clip.encode_image((x - mean) / std), txt, captions, scale, both=False)
+        attacked = T._contrastive(clip.encode_image((x + delta - mean) / std), txt, captions, scale, both=False)
+    assert float(attacked) > 2 * float(clean), (float(clean), float(attacked))
+
+    _train_quick("--clip-robust-iters", "2", "--stages", "clip", "--work", str(tmp_path))
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["clip-seed0-it3.pt", "clip2-seed0-it2-eps2.pt"]
+    _train_quick("--clip-robust-iters", "2", "--stages", "audio", "--work", str(tmp_path))  # the CLIPs loaded
+    assert (tmp_path / "audio-seed0-it3-clip2-it2-eps2.pt").is_file()
+
+
 @pytest.fixture(scope="module")
 def toy():
     from core.encoders import Encoders
