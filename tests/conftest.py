@@ -1,4 +1,4 @@
-"""Shared fixtures: seeded RNG, headless SDL, a per-test m2v home."""
+"""Shared fixtures: seeded RNG, headless SDL, a per-test m2v home, scripts/ loaded as modules."""
 
 from __future__ import annotations
 
@@ -18,6 +18,23 @@ if "NUMBA_CACHE_DIR" not in os.environ:
     import tempfile
 
     os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="m2v-numba-")
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script("bench_audio")``: scripts/bench_audio.py as a module, without touching sys.path."""
+    import importlib.util
+    from pathlib import Path
+
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture

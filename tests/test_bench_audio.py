@@ -6,7 +6,6 @@ The npm fetch is exercised with a stand-in ``npm`` on PATH that "packs" a tarbal
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import sys
 import tarfile
@@ -18,11 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_audio", REPO / "scripts" / "bench_audio.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_script):
+    return load_script("bench_audio")
 
 
 def test_without_a_cache_the_npm_recordings_are_skipped_with_the_reason(bench, capsys):

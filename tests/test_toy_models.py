@@ -90,16 +90,16 @@ def test_a_stage_trains_the_same_alone_or_after_the_others(quick_set, tmp_path):
         assert torch.equal(alone[k], in_run[k]), k
 
 
-def test_the_robust_cycle_attacks_within_its_radius_and_its_stage_keys_the_audio(tmp_path):
+def test_the_robust_cycle_attacks_within_its_radius_and_its_stage_keys_the_audio(tmp_path, load_script):
     """``--clip-robust-iters``: the L2 attack it trains against stays inside its radius and does raise the
     shipped CLIP's loss; the cycle's file names its radius, and the audio encoder's names the CLIP it
     learned from, so a later run never loads an audio encoder trained against another CLIP."""
     import torch
     import torch.nn.functional as F
 
-    sys.path.insert(0, str(REPO / "scripts"))
-    import train_toy as T
     from core import compat
+
+    T = load_script("train_toy")
 
     compat.ensure_vision()
     import open_clip
