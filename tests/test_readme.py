@@ -99,6 +99,7 @@ REWRITES = (
          "0.2 s per measurement, one run of each display case"),
     Rule(r"scripts/bench_smoke\.py", r"$", " --duration 4 --cue-at 2 --json {tmp}/bench.json",
          "4 s of the smoke run, the cue at 2 s"),
+    Rule(r"scripts/judge_check\.py", r"$", " --json {tmp}/bench.json", "the whole check: 180 frames, ~20 s"),
     Rule(r"scripts/bench_render\.py", r"$", f" --seconds {SHORT_S} --preview --json {{tmp}}/bench.json",
          "a few seconds of the loop, preview settings"),
 )
