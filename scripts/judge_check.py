@@ -8,8 +8,9 @@ each) are the toy set's guided frames of the text check (``bench_guidance.py``'s
 ``text`` section: every colour x shape prompt, toy preset, 60 steps from the random
 start of seed ``seed0 + i``).  ``tests/data/judge/labels.json`` holds, for each
 frame, the shape or pattern a person named on contact sheets in shuffled order
-without seeing the prompts, or ``none`` when they would name none.  The ``s6000``
-set was labelled after the judge's rules were fixed and read once.
+without seeing the prompts, or ``none`` when they would name none (``person``), and
+a second reading by another annotator (``person2``).  The rules were chosen on the
+``s*`` sets; ``heldout_s9000`` was guided, labelled and read after they were fixed.
 """
 
 from __future__ import annotations
@@ -44,23 +45,24 @@ def load_sets(data: Path = DATA) -> dict[str, dict]:
 
 
 def agreement(entry: dict, read_shape) -> dict:
-    """The judge's shape (``read_shape(frame) -> str``) against the person's, and both against the prompts."""
-    conf = collections.Counter()
-    judge_ok = person_ok = agree = 0
-    for frame, prompt, person in zip(entry["frames"], entry["prompts"], entry["person"]):
-        shape = read_shape(frame)
-        want = next(c for c in CLASSES if c in prompt)
-        agree += shape == person
-        judge_ok += shape == want
-        person_ok += person == want
-        conf[(person, shape)] += 1
-    return {
-        "frames": len(entry["prompts"]),
-        "judge_agrees_with_person": agree,
-        "shape_matches_prompt": {"judge": judge_ok, "person": person_ok},
+    """The judge's shape (``read_shape(frame) -> str``) against each person's, and all against the prompts."""
+    shapes = [read_shape(frame) for frame in entry["frames"]]
+    wants = [next(c for c in CLASSES if c in prompt) for prompt in entry["prompts"]]
+    people = [k for k in ("person", "person2") if k in entry]
+    conf = collections.Counter(zip(entry["person"], shapes))
+    out = {
+        "frames": len(shapes),
+        **{f"judge_agrees_with_{k}": sum(a == b for a, b in zip(shapes, entry[k])) for k in people},
+        "shape_matches_prompt": {"judge": sum(a == b for a, b in zip(shapes, wants)),
+                                 **{k: sum(a == b for a, b in zip(entry[k], wants)) for k in people}},
         "confusion_person_rows_judge_columns": {
             "columns": list(CLASSES), **{p: [conf[(p, j)] for j in CLASSES] for p in CLASSES}},
     }
+    if len(people) == 2:
+        both = [i for i, (a, b) in enumerate(zip(entry["person"], entry["person2"])) if a == b]
+        out["people_agree"] = len(both)
+        out["judge_agrees_where_people_agree"] = sum(shapes[i] == entry["person"][i] for i in both)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, entry in load_sets().items():
         r = agreement(entry, lambda f: judge.read(f).shape)
         out["judge"][name] = r
-        print(f"{name}: judge agrees with the person on {r['judge_agrees_with_person']}/{r['frames']}; "
-              f"shape matches the prompt: judge {r['shape_matches_prompt']['judge']}, "
-              f"person {r['shape_matches_prompt']['person']}")
+        print(f"{name}: the judge agrees with person 1 on {r['judge_agrees_with_person']}/{r['frames']}, "
+              f"with person 2 on {r.get('judge_agrees_with_person2', '-')}, with both where they agree on "
+              f"{r.get('judge_agrees_where_people_agree', '-')}/{r.get('people_agree', '-')}; shape matches the "
+              f"prompt: judge {r['shape_matches_prompt']['judge']}, person 1 {r['shape_matches_prompt']['person']}, "
+              f"person 2 {r['shape_matches_prompt'].get('person2', '-')}")
     # What guidance drew for each prompt's shape, as the person read it (all sets together).
     by_prompt = collections.Counter()
     for entry in load_sets().values():
