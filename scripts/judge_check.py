@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     out = json.loads(args.json.read_text()) if args.json.is_file() else {}
     out["note"] = __doc__.split("\n\n", 2)[2].strip()
     out["judge"] = {}
-    for name, entry in load_sets().items():
+    sets = load_sets()
+    for name, entry in sets.items():
         r = agreement(entry, lambda f: judge.read(f).shape)
         out["judge"][name] = r
         print(f"{name}: the judge agrees with person 1 on {r['judge_agrees_with_person']}/{r['frames']}, "
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
               f"person 2 {r['shape_matches_prompt'].get('person2', '-')}")
     # What guidance drew for each prompt's shape, as the person read it (all sets together).
     by_prompt = collections.Counter()
-    for entry in load_sets().values():
+    for entry in sets.values():
         for prompt, person in zip(entry["prompts"], entry["person"]):
             by_prompt[(next(c for c in CLASSES if c in prompt), person)] += 1
     out["person_by_prompt_shape"] = {"columns": list(CLASSES),
